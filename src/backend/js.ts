@@ -1,0 +1,74 @@
+import { performance } from 'node:perf_hooks';
+import { TimerHeap } from '../timers.js';
+import type { Backend } from './backend.js';
+
+const EVENT_CAPACITY = 1024;
+const TIMER_CAPACITY = 4096;
+
+/**
+ * The pure-JS backend: a JS timer heap behind one Node `setTimeout` armed for the earliest deadline.
+ * It serves where the addon cannot load and is the baseline the native backend is measured against.
+ */
+export class JsBackend implements Backend {
+  readonly name = 'js' as const;
+  readonly events = new Int32Array(EVENT_CAPACITY * 2);
+  readonly expired = new Int32Array(TIMER_CAPACITY + 1);
+  private readonly heap = new TimerHeap();
+  private timer: NodeJS.Timeout | null = null;
+  private armedFor = Infinity;
+  private closed = false;
+
+  constructor(private readonly onWake: () => void) {}
+
+  now(): number {
+    return performance.now();
+  }
+
+  addTimer(delayMs: number): number {
+    const deadline = performance.now() + delayMs;
+    const id = this.heap.schedule(deadline);
+    if (deadline < this.armedFor) this.arm(deadline);
+    return id;
+  }
+
+  cancelTimer(id: number): boolean {
+    const removed = this.heap.cancel(id);
+    // A cancelled sleep must not keep the process alive.
+    if (this.heap.size === 0) this.disarm();
+    return removed;
+  }
+
+  poll(): number {
+    const expired = this.expired;
+    expired[0] = this.heap.size === 0 ? 0 : this.heap.expire(performance.now(), expired, 1);
+    const next = this.heap.peek();
+    if (next < 0) this.disarm();
+    else if (next < this.armedFor || this.timer === null) this.arm(next);
+    return 0;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.disarm();
+  }
+
+  private readonly fire = (): void => {
+    this.timer = null;
+    this.armedFor = Infinity;
+    if (!this.closed) this.onWake();
+  };
+
+  private arm(deadline: number): void {
+    if (this.closed) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    // Node's timers have whole-millisecond resolution: round up so a timer never fires early.
+    this.timer = setTimeout(this.fire, Math.max(0, Math.ceil(deadline - performance.now())));
+    this.armedFor = deadline;
+  }
+
+  private disarm(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.armedFor = Infinity;
+  }
+}

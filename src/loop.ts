@@ -1,0 +1,283 @@
+import { JsBackend } from './backend/js.js';
+import { NativeBackend } from './backend/native.js';
+import type { Backend } from './backend/backend.js';
+import { describe } from './errors.js';
+import { loadNative, nativeLoadError } from './native.js';
+import { isOperationSource, type OperationSource } from './operation.js';
+import { checkDelay } from './primitives.js';
+import { RunQueue, type Runnable } from './run-queue.js';
+import { Task } from './task.js';
+
+export type BackendName = 'native' | 'js';
+
+export interface LoopOptions {
+  /** Which backend polls. Default: `COLOOP_BACKEND` if set, else native when the addon loads. */
+  backend?: BackendName;
+  /**
+   * Receives errors nobody else can: a `callSoon`/`callLater` callback that threw, a root task
+   * that failed with nobody awaiting it. Default: rethrown from Node's loop, like a throwing
+   * `setImmediate` callback (an uncaught exception).
+   */
+  onError?: (err: unknown) => void;
+}
+
+/** Expired timers wake one of these: a sleeping task, or a `callLater` handle. */
+export interface TimerWaiter {
+  onTimer(): void;
+}
+
+/**
+ * How many batches one turn of Node's loop may run before yielding back to it (setImmediate), so
+ * that Promises, fs and node:net beside coloop are never starved by a busy coroutine workload.
+ */
+const BATCHES_PER_TURN = 64;
+
+/**
+ * The event loop. One tick:
+ *   1. poll: one backend call collects ready events and expired timers (never blocks: Node's own
+ *      loop does the blocking, watching the poller's fd and the earliest deadline);
+ *   2. reschedule: each expired timer and ready token puts its waiter on the run queue;
+ *   3. run one batch: exactly the runnables queued when the batch began; what they wake runs in
+ *      the next batch, so a busy task never starves I/O and resumption never recurses.
+ * Ticks repeat while the run queue is non-empty, up to BATCHES_PER_TURN per turn of Node's loop.
+ */
+export class Loop {
+  readonly backend: Backend;
+  private readonly queue = new RunQueue();
+  private readonly timerWaiters: (TimerWaiter | undefined)[] = [];
+  private readonly roots = new Set<Task<unknown>>();
+  private readonly onError: (err: unknown) => void;
+  private inTick = false;
+  private immediate: NodeJS.Immediate | null = null;
+  private closing: Promise<void> | null = null;
+  private finishClose: (() => void) | null = null;
+  private closed = false;
+
+  constructor(options: LoopOptions = {}) {
+    this.backend = createBackend(options.backend, this.tick);
+    this.onError = options.onError ?? rethrowLater;
+  }
+
+  /** Monotonic time in milliseconds, on the clock timers use. */
+  time(): number {
+    return this.backend.now();
+  }
+
+  /** Runs `fn(...args)` in the next batch. */
+  callSoon<A extends unknown[]>(fn: (...args: A) => void, ...args: A): Handle {
+    this.checkOpen('callSoon');
+    if (typeof fn !== 'function') throw new TypeError(`callSoon() takes a function, not ${describe(fn)}`);
+    const handle = new Handle(this, fn as (...args: unknown[]) => void, args);
+    this.enqueue(handle);
+    return handle;
+  }
+
+  /** Runs `fn(...args)` once `ms` milliseconds have passed. */
+  callLater<A extends unknown[]>(ms: number, fn: (...args: A) => void, ...args: A): Handle {
+    this.checkOpen('callLater');
+    checkDelay(ms, 'callLater');
+    if (typeof fn !== 'function') throw new TypeError(`callLater() takes a function, not ${describe(fn)}`);
+    const handle = new Handle(this, fn as (...args: unknown[]) => void, args);
+    handle.timerId = this.addTimer(ms, handle);
+    return handle;
+  }
+
+  /** Starts `source` as a root task of this loop (no parent). */
+  spawn<T>(source: OperationSource<T>): Task<T> {
+    this.checkOpen('spawn');
+    if (!isOperationSource(source)) {
+      throw new TypeError(`spawn() takes an Operation or a function returning one, not ${describe(source)}`);
+    }
+    const task = new Task<T>(this, source, null);
+    this.roots.add(task);
+    task.schedule();
+    return task;
+  }
+
+  /** Runs `main` as a root task and resolves with its result once it and its children settle. */
+  runUntilComplete<T>(main: OperationSource<T>): Promise<T> {
+    const task = this.spawn(main);
+    return new Promise<T>((resolve, reject) => task.then(resolve, reject));
+  }
+
+  /**
+   * Cancels every task still running, lets their cleanup (`finally`, even asynchronous) run, then
+   * releases the backend. Pending `callSoon`/`callLater` callbacks are dropped. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    this.closing = new Promise<void>((resolve) => {
+      this.finishClose = resolve;
+    });
+    for (const task of this.roots) task.cancel('loop closed');
+    this.maybeFinishClose();
+    return this.closing;
+  }
+
+  // ---- used by tasks and instructions ---------------------------------------------------------
+
+  enqueue(item: Runnable): void {
+    this.queue.push(item);
+    if (!this.inTick && this.immediate === null && !this.closed) this.immediate = setImmediate(this.tickFromImmediate);
+  }
+
+  addTimer(ms: number, waiter: TimerWaiter): number {
+    const id = this.backend.addTimer(ms);
+    this.timerWaiters[id] = waiter;
+    return id;
+  }
+
+  cancelTimer(id: number): void {
+    if (id < 0 || this.timerWaiters[id] === undefined) return;
+    this.timerWaiters[id] = undefined;
+    this.backend.cancelTimer(id);
+  }
+
+  rootSettled(task: Task<unknown>, unhandledFailure: boolean): void {
+    this.roots.delete(task);
+    if (unhandledFailure) this.reportError(task.reason);
+    if (this.closing !== null) this.maybeFinishClose();
+  }
+
+  reportError(err: unknown): void {
+    try {
+      this.onError(err);
+    } catch (thrown) {
+      rethrowLater(thrown);
+    }
+  }
+
+  /** A second error met while a task was already failing with `primary`: reported, not dropped. */
+  reportSuppressed(err: unknown, primary: unknown): void {
+    const message = err instanceof Error ? err.stack ?? err.message : String(err);
+    const first = primary instanceof Error ? primary.message : String(primary);
+    process.emitWarning(`coloop: an error was raised while a task was already failing with "${first}": ${message}`, {
+      type: 'CancelledTaskError',
+    });
+  }
+
+  // ---- the tick -----------------------------------------------------------------------------------
+
+  private readonly tickFromImmediate = (): void => {
+    this.immediate = null;
+    this.tick();
+  };
+
+  private readonly tick = (): void => {
+    if (this.closed || this.inTick) return;
+    this.inTick = true;
+    const queue = this.queue;
+    try {
+      for (let batch = 0; batch < BATCHES_PER_TURN; batch++) {
+        this.collect();
+        let n = queue.length;
+        if (n === 0) break;
+        while (n-- > 0) queue.shift().runStep();
+      }
+    } finally {
+      this.inTick = false;
+    }
+    if (queue.length > 0 && this.immediate === null && !this.closed) this.immediate = setImmediate(this.tickFromImmediate);
+  };
+
+  /** Steps 1 and 2: the one backend call, then every expired timer's waiter onto the run queue. */
+  private collect(): void {
+    this.backend.poll();
+    const expired = this.backend.expired;
+    const count = expired[0]!;
+    const waiters = this.timerWaiters;
+    for (let i = 1; i <= count; i++) {
+      const id = expired[i]!;
+      const waiter = waiters[id];
+      waiters[id] = undefined;
+      waiter?.onTimer();
+    }
+  }
+
+  private maybeFinishClose(): void {
+    if (this.closed || this.roots.size > 0 || this.finishClose === null) return;
+    this.closed = true;
+    if (this.immediate !== null) clearImmediate(this.immediate);
+    this.immediate = null;
+    this.backend.close();
+    this.finishClose();
+  }
+
+  private checkOpen(what: string): void {
+    if (this.closing !== null) throw new Error(`${what}() on a closed loop`);
+  }
+}
+
+/** A callback scheduled with `callSoon` or `callLater`. */
+export class Handle implements Runnable, TimerWaiter {
+  timerId = -1;
+  private cancelled = false;
+
+  constructor(
+    private readonly loop: Loop,
+    private readonly fn: (...args: unknown[]) => void,
+    private readonly args: unknown[],
+  ) {}
+
+  /** Prevents the callback from running; harmless after it ran. */
+  cancel(): void {
+    this.cancelled = true;
+    if (this.timerId >= 0) this.loop.cancelTimer(this.timerId);
+    this.timerId = -1;
+  }
+
+  runStep(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    try {
+      this.fn(...this.args);
+    } catch (err) {
+      this.loop.reportError(err);
+    }
+  }
+
+  onTimer(): void {
+    this.timerId = -1;
+    if (!this.cancelled) this.loop.enqueue(this);
+  }
+}
+
+let warnedFallback = false;
+
+function createBackend(requested: BackendName | undefined, onWake: () => void): Backend {
+  const fromEnv = process.env.COLOOP_BACKEND;
+  const name = requested ?? (fromEnv === undefined || fromEnv === '' ? undefined : fromEnv);
+  if (name !== undefined && name !== 'native' && name !== 'js') {
+    throw new RangeError(`unknown coloop backend ${JSON.stringify(name)} (expected "native" or "js")`);
+  }
+  if (name === 'js') return new JsBackend(onWake);
+  const binding = loadNative();
+  if (binding !== null) return new NativeBackend(binding, onWake);
+  if (name === 'native') {
+    throw new Error('the coloop native addon could not be loaded (run `npm run build:native`)', { cause: nativeLoadError() });
+  }
+  if (!warnedFallback) {
+    warnedFallback = true;
+    process.emitWarning(`coloop: native addon unavailable, using the pure-JS backend (${nativeLoadError()?.message ?? 'unknown error'})`);
+  }
+  return new JsBackend(onWake);
+}
+
+function rethrowLater(err: unknown): void {
+  process.nextTick(() => {
+    throw err;
+  });
+}
+
+/**
+ * Runs `main` on a new loop and resolves with its result once it and every task it started have
+ * settled; the loop is then closed.
+ */
+export async function run<T>(main: OperationSource<T>, options: LoopOptions = {}): Promise<T> {
+  const loop = new Loop(options);
+  try {
+    return await loop.runUntilComplete(main);
+  } finally {
+    await loop.close();
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The only importer of the C++ addon, and its typed interface.
+ *
+ * The contract (native/poller.h is its C++ side):
+ * - Hot-path calls (`wait`, `read`, `write`, `accept`, `addTimer`, `cancelTimer`) take and return
+ *   numbers. An expected failure (EAGAIN, ECONNRESET, EPIPE, ...) comes back as a negative errno.
+ * - A programming error is thrown: wrong argument types → TypeError; negative or huge fds, offsets
+ *   or lengths outside the buffer → RangeError; EBADF/ENOTSOCK and calls after `close()` → Error with
+ *   `code`, `errno` and `syscall`, as Node's own errors have.
+ * - No JS object is created per event: `wait()` writes into typed arrays allocated once.
+ * - The addon is context-aware: every worker thread gets its own instance.
+ */
+import { createRequire } from 'node:module';
+
+/** Event bits written beside each token by `Poller.wait`. */
+export const READABLE = 1;
+export const WRITABLE = 2;
+/** The peer hung up (EPOLLHUP / EPOLLRDHUP, EV_EOF). */
+export const HANGUP = 4;
+/** An error is pending on the socket (EPOLLERR, EV_ERROR). */
+export const ERROR = 8;
+
+export interface NativePoller {
+  /**
+   * `(token, events)` pairs written by `wait`: entry i is at [2i] (token) and [2i + 1] (event bits).
+   * Allocated once, `capacity * 2` long.
+   */
+  readonly events: Int32Array;
+  /** Expired timer ids written by `wait`: [0] holds the count, the ids follow from [1]. */
+  readonly timers: Int32Array;
+  /**
+   * Registers `fd` once, edge-triggered, for read and write interest together
+   * (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET, or EVFILT_READ+EVFILT_WRITE with EV_CLEAR).
+   * `token` (int32 >= 0) is what `wait` reports for it. Throws a Node-style Error on failure.
+   */
+  add(fd: number, token: number): void;
+  /** Removes `fd`'s registration. Throws a Node-style Error on failure. */
+  remove(fd: number): void;
+  /**
+   * One tick's only native call. Collects ready fds and expired timers without allocating.
+   * `timeoutMs`: 0 returns at once; > 0 blocks at most that long (rounded up to a whole
+   * millisecond, never down to a busy 0, and bounded by the earliest timer); -1 blocks until
+   * an event or the earliest timer. Returns the number of (token, events) pairs written, or a
+   * negative errno (EINTR comes back as 0).
+   */
+  wait(timeoutMs: number): number;
+  /** Schedules a timer `delayMs` (>= 0, finite) from now. Returns its id (a small int >= 0). */
+  addTimer(delayMs: number): number;
+  /** Cancels a pending timer; returns false when it already expired or was cancelled. */
+  cancelTimer(id: number): boolean;
+  /** Monotonic clock in milliseconds (fractional), the clock timers use. */
+  now(): number;
+  /** Number of pending timers. */
+  readonly timerCount: number;
+  /** Releases the epoll/kqueue fd and the libuv handles. Idempotent; other calls then throw. */
+  close(): void;
+}
+
+export interface NativePollerConstructor {
+  /**
+   * `onWake` is called from Node's event loop (libuv watches the poller fd and holds a uv_timer for
+   * the earliest deadline) when a `wait(0)` would report something. It is the only call from C++
+   * into JS. The poller keeps Node alive while it has registered fds or pending timers.
+   * `capacity` bounds the pairs one `wait` reports (default 1024); the rest come in the next.
+   */
+  new (onWake: () => void, capacity?: number): NativePoller;
+}
+
+/** The timer heap on its own, on a caller-supplied clock: for tests and benchmarks. */
+export interface NativeTimerHeap {
+  /** Adds a timer with an absolute `deadline`; returns its id. Ties expire in insertion order. */
+  schedule(deadline: number): number;
+  cancel(id: number): boolean;
+  /** Writes ids with deadline <= now into `out` (at most out.length) in order; returns the count. */
+  expire(now: number, out: Int32Array): number;
+  /** The earliest deadline, or -1 when empty. */
+  peek(): number;
+  readonly size: number;
+}
+
+export interface NativeBinding {
+  Poller: NativePollerConstructor;
+  TimerHeap: new () => NativeTimerHeap;
+  /** Nonblocking TCP sockets. Every fd is created O_NONBLOCK|O_CLOEXEC. */
+  /** Returns a listening fd. `host` is a numeric IPv4/IPv6 address. Throws a Node-style Error. */
+  listen(host: string, port: number, backlog: number, reusePort: boolean): number;
+  /** Starts a nonblocking connect; returns the fd (EINPROGRESS is not an error). Throws on others. */
+  connect(host: string, port: number): number;
+  /** accept4; TCP_NODELAY set on the new fd. Returns the fd or a negative errno (-EAGAIN, ...). */
+  accept(fd: number): number;
+  /** Returns bytes read, 0 at EOF, or a negative errno. */
+  read(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  /** Returns bytes written or a negative errno. */
+  write(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  /** how: 0 = SHUT_RD, 1 = SHUT_WR, 2 = SHUT_RDWR. Returns 0 or a negative errno. */
+  shutdown(fd: number, how: number): number;
+  /** Returns 0 or a negative errno. */
+  close(fd: number): number;
+  /** SO_ERROR: 0 or a negative errno (the result of a nonblocking connect). */
+  socketError(fd: number): number;
+  /** getsockname / getpeername. */
+  localAddress(fd: number): { address: string; family: 'IPv4' | 'IPv6'; port: number };
+  remoteAddress(fd: number): { address: string; family: 'IPv4' | 'IPv6'; port: number };
+}
+
+let cached: NativeBinding | null | undefined;
+let loadError: Error | undefined;
+
+/** The addon, or null when it cannot load (then `nativeLoadError()` says why). */
+export function loadNative(): NativeBinding | null {
+  if (cached !== undefined) return cached;
+  try {
+    const require = createRequire(import.meta.url);
+    const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => unknown;
+    cached = bindings({ bindings: 'coloop', module_root: new URL('..', import.meta.url).pathname }) as NativeBinding;
+  } catch (err) {
+    loadError = err as Error;
+    cached = null;
+  }
+  return cached;
+}
+
+export function nativeLoadError(): Error | undefined {
+  loadNative();
+  return loadError;
+}

@@ -1,0 +1,58 @@
+import type { Task } from './task.js';
+
+/**
+ * A coroutine's unit of work: an iterable whose iterator returns `T`. `yield*` an operation inside
+ * a generator function and the result comes back typed (the Effection technique):
+ *
+ *     function* fetchSize(conn: Connection): Operation<number> { return (yield* conn.read())!.length }
+ */
+export interface Operation<T> {
+  [Symbol.iterator](): Iterator<unknown, T, any>;
+}
+
+/**
+ * What a task yields to the driver: a request to suspend until something happens. User code never
+ * yields one directly; it `yield*`s an operation that yields it. An instruction either answers at
+ * once (`start` returns true after setting the task's resume value) or parks the task and later
+ * wakes it exactly once through `task.resume`.
+ */
+export abstract class Instruction<T = unknown> implements Operation<T> {
+  [Symbol.iterator](): Iterator<unknown, T, any> {
+    return new YieldOnce<T>(this);
+  }
+
+  /** Begin waiting on behalf of `task`. Returns true when the result is already in the task. */
+  abstract start(task: Task<unknown>): boolean;
+
+  /** `task` is cancelled while parked here: drop its interest (timer, waiter slot, fd). */
+  abort(_task: Task<unknown>): void {}
+}
+
+/** Yields its instruction once and returns what the driver sends back. */
+class YieldOnce<T> implements Iterator<unknown, T, any> {
+  private yielded = false;
+  constructor(private readonly instruction: Instruction<T>) {}
+
+  next(value?: unknown): IteratorResult<unknown, T> {
+    if (this.yielded) return { value: value as T, done: true };
+    this.yielded = true;
+    return { value: this.instruction, done: false };
+  }
+
+  throw(err?: unknown): IteratorResult<unknown, T> {
+    throw err;
+  }
+
+  return(value?: T): IteratorResult<unknown, T> {
+    this.yielded = true;
+    return { value: value as T, done: true };
+  }
+}
+
+/** An Operation or a function that returns one (a generator function, `() => fib(10)`). */
+export type OperationSource<T> = Operation<T> | (() => Operation<T>);
+
+export function isOperationSource(value: unknown): value is OperationSource<unknown> {
+  if (typeof value === 'function') return true;
+  return typeof value === 'object' && value !== null && typeof (value as Operation<unknown>)[Symbol.iterator] === 'function';
+}

@@ -1,0 +1,352 @@
+import { CancelledError, describe } from './errors.js';
+import { Instruction, type Operation, type OperationSource } from './operation.js';
+import type { Runnable } from './run-queue.js';
+import type { Loop } from './loop.js';
+
+export type TaskState = 'pending' | 'fulfilled' | 'rejected' | 'cancelled';
+
+/** How a parked task is resumed: with a value (`next`) or with an error thrown in (`throw`). */
+export const NEXT = 0;
+export const THROW = 1;
+export type ResumeMode = typeof NEXT | typeof THROW;
+
+/** Told when a task settles. Joiners, `all`/`race` and the promise side of a task are observers. */
+export interface Observer {
+  onSettled(task: Task<unknown>): void;
+}
+
+/** Life of a task. BODY: the generator is live. CHILDREN: it returned or threw, children remain. */
+const CREATED = 0;
+const BODY = 1;
+const CHILDREN = 2;
+const SETTLED = 3;
+
+/**
+ * A running coroutine. It is an Operation (`yield* task` joins it) and a PromiseLike (`await task`
+ * from async code).
+ *
+ * Structure (trio's nursery, asyncio's TaskGroup): a task spawned inside another is its child. A
+ * task whose body has finished settles only once all its children have. The first failure, of its
+ * body or of a child nobody was joining, is the task's result; it cancels the rest. Cancelling a
+ * task cancels its children.
+ */
+export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>, Runnable, Observer {
+  readonly loop: Loop;
+  readonly parent: Task<unknown> | null;
+
+  /** The resume slot: set by whoever wakes the task, read by the next `runStep`. */
+  resumeMode: ResumeMode = NEXT;
+  resumeValue: unknown = undefined;
+  /** On the run queue now. A task is queued at most once: every wait ends in exactly one resume. */
+  queued = false;
+  /** The instruction the task is parked on, or null when running, queued or done. */
+  parkedOn: Instruction<unknown> | null = null;
+  /** Bumped on every park, so a late wake-up for an earlier wait is recognised and dropped. */
+  parkGen = 0;
+  /** Per-wait scratch slot for the instruction parked on (a timer id, for `sleep`). */
+  waitId = -1;
+
+  private phase = CREATED;
+  private source: OperationSource<T> | null;
+  private iterator: Iterator<unknown, T, unknown> | null = null;
+  private children: Set<Task<unknown>> | null = null;
+  private observers: Observer[] | null = null;
+
+  private failed = false;
+  private value: T | undefined = undefined;
+  private error: unknown = undefined;
+  /** cancel() was called (or a failure interrupted the body): one CancelledError is delivered. */
+  private cancelRequested = false;
+  /** An interruption waiting for the task's next yield (it was running or queued when it came). */
+  private pendingInterrupt: unknown = null;
+
+  private promise: Promise<T> | null = null;
+  private resolvePromise: ((value: any) => void) | null = null;
+  private rejectPromise: ((err: unknown) => void) | null = null;
+
+  constructor(loop: Loop, source: OperationSource<T>, parent: Task<unknown> | null) {
+    super();
+    this.loop = loop;
+    this.source = source;
+    this.parent = parent;
+    if (parent !== null) (parent.children ??= new Set()).add(this);
+  }
+
+  get state(): TaskState {
+    if (this.phase !== SETTLED) return 'pending';
+    if (!this.failed) return 'fulfilled';
+    return this.error instanceof CancelledError ? 'cancelled' : 'rejected';
+  }
+
+  /**
+   * Requests cancellation: a `CancelledError` is thrown into the task at its suspension point (at
+   * once if it is parked, at its next yield if it is running or queued; a task that never started
+   * never runs its body). Its children are cancelled too. Idempotent; a settled task ignores it.
+   */
+  cancel(reason?: string): void {
+    if (this.phase === SETTLED) return;
+    // Iterative, not recursive: a chain of 10,000 nested tasks must not overflow the stack.
+    const stack: Task<unknown>[] = [this];
+    while (stack.length > 0) {
+      const task = stack.pop()!;
+      if (task.phase === SETTLED) continue;
+      if (!task.cancelRequested) {
+        task.cancelRequested = true;
+        task.interrupt(new CancelledError(reason));
+      }
+      if (task.children !== null) for (const child of task.children) stack.push(child);
+    }
+  }
+
+  then<R1 = T, R2 = never>(
+    onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onRejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
+    if (this.promise === null) {
+      this.promise = new Promise<T>((resolve, reject) => {
+        this.resolvePromise = resolve;
+        this.rejectPromise = reject;
+      });
+      if (this.phase === SETTLED) this.settlePromise();
+    }
+    return this.promise.then(onFulfilled, onRejected);
+  }
+
+  // ---- joining: a Task is the instruction `yield* task` yields -------------------------------
+
+  start(joiner: Task<unknown>): boolean {
+    if (this.phase === SETTLED) {
+      joiner.resumeMode = this.failed ? THROW : NEXT;
+      joiner.resumeValue = this.failed ? this.error : this.value;
+      return true;
+    }
+    if (joiner === this) {
+      joiner.resumeMode = THROW;
+      joiner.resumeValue = new Error('a task cannot join itself: it would wait forever');
+      return true;
+    }
+    this.observe(joiner);
+    return false;
+  }
+
+  override abort(joiner: Task<unknown>): void {
+    this.unobserve(joiner);
+  }
+
+  /** As an observer: a task this one joined has settled. */
+  onSettled(target: Task<unknown>): void {
+    this.resume(target.failed ? THROW : NEXT, target.failed ? target.error : target.value);
+  }
+
+  /** Registers an observer, told once when the task settles. Observing a failure handles it. */
+  observe(observer: Observer): void {
+    (this.observers ??= []).push(observer);
+  }
+
+  unobserve(observer: Observer): void {
+    const list = this.observers;
+    if (list === null) return;
+    const i = list.indexOf(observer);
+    if (i >= 0) list.splice(i, 1);
+  }
+
+  /** The settled result, for observers: the value, or throws the error. */
+  result(): T {
+    if (this.phase !== SETTLED) throw new Error('task has not settled');
+    if (this.failed) throw this.error;
+    return this.value as T;
+  }
+
+  get settled(): boolean {
+    return this.phase === SETTLED;
+  }
+
+  get rejected(): boolean {
+    return this.phase === SETTLED && this.failed;
+  }
+
+  get reason(): unknown {
+    return this.error;
+  }
+
+  // ---- the driver side ------------------------------------------------------------------------
+
+  /** Wakes a parked task: it runs in the next batch with `value` sent or thrown in. */
+  resume(mode: ResumeMode, value: unknown): void {
+    if (this.queued || this.phase !== BODY) {
+      throw new Error(`coloop internal error: resume of a task that is ${this.queued ? 'already queued' : 'not parked'}`);
+    }
+    this.parkedOn = null;
+    this.resumeMode = mode;
+    this.resumeValue = value;
+    this.queued = true;
+    this.loop.enqueue(this);
+  }
+
+  /** Puts a new task on the run queue for its first step. */
+  schedule(): void {
+    this.queued = true;
+    this.loop.enqueue(this);
+  }
+
+  /** Runs the task until it parks, returns or throws. Called only by the loop's batch. */
+  runStep(): void {
+    this.queued = false;
+    if (this.phase === CHILDREN) {
+      this.settle();
+      return;
+    }
+    let mode: ResumeMode = this.resumeMode;
+    let value = this.resumeValue;
+    this.resumeValue = undefined;
+    if (this.phase === CREATED) {
+      this.phase = BODY;
+      if (this.pendingInterrupt !== null) {
+        // Cancelled before its first step: the body never runs (asyncio's create_task + cancel).
+        this.finishBody(false, this.takeInterrupt());
+        return;
+      }
+      try {
+        this.iterator = toIterator(this.source!);
+      } catch (err) {
+        this.finishBody(false, err);
+        return;
+      }
+      this.source = null;
+    }
+    const iterator = this.iterator!;
+    for (;;) {
+      let step: IteratorResult<unknown, T>;
+      try {
+        if (mode === NEXT) step = iterator.next(value);
+        else if (iterator.throw !== undefined) step = iterator.throw(value);
+        else throw value;
+      } catch (err) {
+        this.finishBody(false, err);
+        return;
+      }
+      if (step.done) {
+        this.finishBody(true, step.value);
+        return;
+      }
+      const instruction = step.value;
+      if (this.pendingInterrupt !== null) {
+        mode = THROW;
+        value = this.takeInterrupt();
+        continue;
+      }
+      if (!(instruction instanceof Instruction)) {
+        mode = THROW;
+        value = new TypeError(
+          `a task yielded ${describe(instruction)}; only coloop operations may be yielded (use yield*, not yield)`,
+        );
+        continue;
+      }
+      this.parkGen++;
+      this.parkedOn = instruction;
+      if (instruction.start(this)) {
+        this.parkedOn = null;
+        mode = this.resumeMode;
+        value = this.resumeValue;
+        this.resumeValue = undefined;
+        continue;
+      }
+      return;
+    }
+  }
+
+  /** As a timer waiter: a `sleep` expired. */
+  onTimer(): void {
+    this.waitId = -1;
+    this.resume(NEXT, undefined);
+  }
+
+  // ---- structure --------------------------------------------------------------------------------
+
+  private finishBody(ok: boolean, outcome: unknown): void {
+    this.iterator = null;
+    this.phase = CHILDREN;
+    if (ok) this.value = outcome as T;
+    else {
+      this.recordFailure(outcome);
+      this.cancelChildren();
+    }
+    if (this.children === null || this.children.size === 0) this.settle();
+  }
+
+  /** The first real error wins; a CancelledError only stands while there is no other. */
+  private recordFailure(err: unknown): void {
+    if (!this.failed) {
+      this.failed = true;
+      this.error = err;
+    } else if (this.error instanceof CancelledError && !(err instanceof CancelledError)) {
+      this.error = err;
+    } else if (!(err instanceof CancelledError) && err !== this.error) {
+      this.loop.reportSuppressed(err, this.error);
+    }
+  }
+
+  private cancelChildren(): void {
+    if (this.children !== null) for (const child of this.children) child.cancel();
+  }
+
+  /** A child settled; an unobserved failure fails this task and cancels its body and siblings. */
+  private childSettled(child: Task<unknown>, escalate: boolean): void {
+    this.children!.delete(child);
+    if (escalate) {
+      this.recordFailure(child.error);
+      if (this.phase === BODY && !this.cancelRequested) {
+        this.cancelRequested = true;
+        this.interrupt(new CancelledError('a child task failed'));
+      }
+      this.cancelChildren();
+    }
+    // Settle through the queue rather than here: a settling chain of 10,000 tasks must not recurse.
+    if (this.phase === CHILDREN && this.children!.size === 0 && !this.queued) this.schedule();
+  }
+
+  private settle(): void {
+    this.phase = SETTLED;
+    const observers = this.observers;
+    this.observers = null;
+    const handled = (observers !== null && observers.length > 0) || this.promise !== null;
+    if (observers !== null) for (const observer of observers) observer.onSettled(this);
+    if (this.promise !== null) this.settlePromise();
+    const unhandledFailure = !handled && this.failed && !(this.error instanceof CancelledError);
+    if (this.parent !== null) this.parent.childSettled(this, unhandledFailure);
+    else this.loop.rootSettled(this, unhandledFailure);
+  }
+
+  private settlePromise(): void {
+    if (this.failed) this.rejectPromise!(this.error);
+    else this.resolvePromise!(this.value as T);
+    this.resolvePromise = null;
+    this.rejectPromise = null;
+  }
+
+  /** Throws `err` into the task at its suspension point, now if parked, else at its next yield. */
+  private interrupt(err: unknown): void {
+    if (this.phase === CHILDREN) return;
+    const on = this.parkedOn;
+    if (on !== null) {
+      on.abort(this);
+      this.resume(THROW, err);
+    } else if (this.pendingInterrupt === null) {
+      this.pendingInterrupt = err;
+    }
+  }
+
+  private takeInterrupt(): unknown {
+    const err = this.pendingInterrupt;
+    this.pendingInterrupt = null;
+    return err;
+  }
+}
+
+function toIterator<T>(source: OperationSource<T>): Iterator<unknown, T, unknown> {
+  const op: Operation<T> = typeof source === 'function' ? source() : source;
+  if (typeof op !== 'object' || op === null || typeof op[Symbol.iterator] !== 'function') {
+    throw new TypeError(`a task's function returned ${describe(op)}, not an Operation (a generator)`);
+  }
+  return op[Symbol.iterator]();
+}
