@@ -1,0 +1,417 @@
+// The Poller JS class: a Poller and a TimerHeap, watched from Node's own libuv loop.
+//
+// libuv polls the poller's fd (uv_poll) and holds a uv_timer for the earliest deadline. When either
+// fires, onWake() is called; JS then calls wait(0), which collects ready fds and expired timers into
+// two Int32Arrays allocated once. onWake is the only call from C++ into JS.
+//
+// Keep-alive follows libuv's handle rules: the uv_poll is ref'd only while fds are registered and
+// the uv_timer only while timers are pending, so an idle poller never holds the process open. While
+// either is ref'd the JS object is held strongly too, so a poller that keeps the process alive
+// cannot be collected from under its own handles.
+#include <uv.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <vector>
+
+#include "js_args.h"
+#include "js_exports.h"
+#include "poller.h"
+#include "timer_heap.h"
+
+namespace coloop {
+
+namespace {
+
+constexpr int32_t kDefaultCapacity = 1024;
+constexpr int32_t kMaxCapacity = 1 << 20;
+// timers[0] holds the count; more expired timers than fit stay in the heap for the next wait.
+constexpr size_t kTimerSlots = 4096 + 1;
+// The uv_timer is armed at most this far ahead (about 31,700 years); beyond it deadlines stay put.
+constexpr double kMaxTimerDelayMs = 1e15;
+
+// uv_hrtime is CLOCK_MONOTONIC on Linux and the clock libuv's own loop time derives from on every
+// platform, so deadlines and the uv_timer agree.
+double NowMs() { return static_cast<double>(uv_hrtime()) / 1e6; }
+
+class JsPoller : public Napi::ObjectWrap<JsPoller> {
+ public:
+  explicit JsPoller(const Napi::CallbackInfo& info);
+  ~JsPoller() override;
+
+  static Napi::Function Define(Napi::Env env);
+
+ private:
+  // The libuv handles. They outlive the JsPoller when it is closed or collected, until libuv's
+  // close callbacks run, so they live in their own allocation.
+  struct LoopHandles {
+    uv_poll_t poll;
+    uv_timer_t timer;
+    JsPoller* owner;  // null once the poller is closed
+    int open_handles;
+    napi_async_cleanup_hook_handle cleanup_hook;
+  };
+
+  static int32_t CheckedCapacity(const Napi::CallbackInfo& info);
+
+  Napi::Value Add(const Napi::CallbackInfo& info);
+  Napi::Value Modify(const Napi::CallbackInfo& info);
+  Napi::Value Remove(const Napi::CallbackInfo& info);
+  Napi::Value Wait(const Napi::CallbackInfo& info);
+  Napi::Value AddTimer(const Napi::CallbackInfo& info);
+  Napi::Value CancelTimer(const Napi::CallbackInfo& info);
+  Napi::Value Now(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value TimerCount(const Napi::CallbackInfo& info);
+
+  void StartLoopHandles(Napi::Env env);
+  void CheckOpen(Napi::Env env) const;
+  void CheckArraysAttached(Napi::Env env);
+  void Control(Napi::Env env, int err);
+  void MarkRegistered(int fd);
+  bool UnmarkRegistered(int fd);
+  void ArmTimer();
+  void UpdateKeepAlive();
+  // Releases everything; `release_ref` is false from the destructor, whose reference is going.
+  void Shutdown(bool release_ref);
+
+  static void OnPollable(uv_poll_t* handle, int status, int events);
+  static void OnTimer(uv_timer_t* handle);
+  static void Wake(LoopHandles* handles);
+  static void OnHandleClosed(uv_handle_t* handle);
+  static void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* data);
+
+  Poller poller_;
+  TimerHeap timers_;
+  Napi::FunctionReference on_wake_;
+  Napi::AsyncContext async_context_;
+  Napi::Reference<Napi::ArrayBuffer> events_buffer_;
+  Napi::Reference<Napi::ArrayBuffer> timers_buffer_;
+  int32_t* events_ = nullptr;
+  int32_t* timer_ids_ = nullptr;
+  LoopHandles* handles_ = nullptr;  // null once closed
+  // Which fds are registered, indexed by fd (fds are small, bounded by RLIMIT_NOFILE). The count
+  // decides whether the uv_poll keeps the process alive.
+  std::vector<bool> registered_;
+  size_t registered_count_ = 0;
+  bool timer_armed_ = false;
+  double armed_deadline_ = 0;
+  bool held_ = false;  // whether this object holds a strong reference to its JS object
+};
+
+int32_t JsPoller::CheckedCapacity(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) ThrowArgType(info.Env(), "onWake", "function");
+  if (info[1].IsUndefined()) return kDefaultCapacity;
+  return ArgInt32(info, 1, "capacity", 1, kMaxCapacity);
+}
+
+JsPoller::JsPoller(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<JsPoller>(info),
+      poller_(CheckedCapacity(info)),
+      async_context_(info.Env(), "coloop.Poller") {
+  Napi::Env env = info.Env();
+  on_wake_ = Napi::Persistent(info[0].As<Napi::Function>());
+
+  // Typed arrays over V8-owned memory, created once; wait() writes through cached pointers.
+  size_t event_slots = static_cast<size_t>(poller_.capacity()) * 2;
+  Napi::ArrayBuffer events_buffer = Napi::ArrayBuffer::New(env, event_slots * sizeof(int32_t));
+  Napi::ArrayBuffer timers_buffer = Napi::ArrayBuffer::New(env, kTimerSlots * sizeof(int32_t));
+  events_buffer_ = Napi::Persistent(events_buffer);
+  timers_buffer_ = Napi::Persistent(timers_buffer);
+  events_ = static_cast<int32_t*>(events_buffer.Data());
+  timer_ids_ = static_cast<int32_t*>(timers_buffer.Data());
+  info.This().As<Napi::Object>().DefineProperties({
+      Napi::PropertyDescriptor::Value(
+          "events", Napi::Int32Array::New(env, event_slots, events_buffer, 0), napi_enumerable),
+      Napi::PropertyDescriptor::Value(
+          "timers", Napi::Int32Array::New(env, kTimerSlots, timers_buffer, 0), napi_enumerable),
+  });
+
+  int err = poller_.open();
+  if (err != 0) throw ErrnoError(env, err, Poller::OpenSyscall());
+  StartLoopHandles(env);
+}
+
+JsPoller::~JsPoller() { Shutdown(false); }
+
+void JsPoller::StartLoopHandles(Napi::Env env) {
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    poller_.close();
+    throw CodeError(env, "ERR_INVALID_STATE", "no libuv loop for this environment");
+  }
+  auto* handles = new LoopHandles{};
+  int err = uv_poll_init(loop, &handles->poll, poller_.fd());
+  if (err != 0) {
+    // A failed uv_poll_init leaves the handle unknown to the loop: plain delete is enough.
+    delete handles;
+    poller_.close();
+    throw ErrnoError(env, err, "uv_poll_init");
+  }
+  uv_timer_init(loop, &handles->timer);
+  handles->poll.data = handles;
+  handles->timer.data = handles;
+  handles->owner = this;
+  handles->open_handles = 2;
+  handles_ = handles;
+  err = uv_poll_start(&handles->poll, UV_READABLE, OnPollable);
+  if (err == 0) {
+    uv_unref(reinterpret_cast<uv_handle_t*>(&handles->poll));
+    // Worker threads tear down their loop with the environment: the handles must be closed
+    // first, and closing is asynchronous, hence an async cleanup hook (node_api.h, N-API 8).
+    if (napi_add_async_cleanup_hook(env, OnEnvCleanup, handles, &handles->cleanup_hook) != napi_ok) {
+      handles->cleanup_hook = nullptr;
+      err = UV_ENOMEM;
+    }
+  }
+  if (err != 0) {
+    Shutdown(true);
+    throw ErrnoError(env, err, "uv_poll_start");
+  }
+}
+
+Napi::Function JsPoller::Define(Napi::Env env) {
+  return DefineClass(env, "Poller",
+                     {
+                         InstanceMethod<&JsPoller::Add>("add"),
+                         InstanceMethod<&JsPoller::Modify>("modify"),
+                         InstanceMethod<&JsPoller::Remove>("remove"),
+                         InstanceMethod<&JsPoller::Wait>("wait"),
+                         InstanceMethod<&JsPoller::AddTimer>("addTimer"),
+                         InstanceMethod<&JsPoller::CancelTimer>("cancelTimer"),
+                         InstanceMethod<&JsPoller::Now>("now"),
+                         InstanceMethod<&JsPoller::Close>("close"),
+                         InstanceAccessor<&JsPoller::TimerCount>("timerCount"),
+                     });
+}
+
+void JsPoller::CheckOpen(Napi::Env env) const {
+  if (handles_ == nullptr) throw CodeError(env, "ERR_POLLER_CLOSED", "The poller is closed");
+}
+
+// Transferring an ArrayBuffer (structuredClone, postMessage) detaches it and frees or moves its
+// memory; writing through the cached pointer afterwards would corrupt the heap.
+void JsPoller::CheckArraysAttached(Napi::Env env) {
+  if (events_buffer_.Value().IsDetached() || timers_buffer_.Value().IsDetached()) {
+    throw CodeError(env, "ERR_INVALID_STATE", "The poller's events or timers array was detached");
+  }
+}
+
+void JsPoller::Control(Napi::Env env, int err) {
+  if (err != 0) throw ErrnoError(env, err, Poller::ControlSyscall());
+}
+
+void JsPoller::MarkRegistered(int fd) {
+  size_t index = static_cast<size_t>(fd);
+  if (index >= registered_.size()) registered_.resize(index + 1);
+  // Already marked: the fd was closed without remove() and its number reused. The kernel dropped
+  // the old registration (epoll(7) Q6; kqueue(2)), so the count is unchanged.
+  if (!registered_[index]) {
+    registered_[index] = true;
+    ++registered_count_;
+  }
+}
+
+bool JsPoller::UnmarkRegistered(int fd) {
+  size_t index = static_cast<size_t>(fd);
+  if (index >= registered_.size() || !registered_[index]) return false;
+  registered_[index] = false;
+  --registered_count_;
+  return true;
+}
+
+Napi::Value JsPoller::Add(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  int32_t token = ArgInt32(info, 1, "token", 0, INT32_MAX);
+  CheckOpen(info.Env());
+  Control(info.Env(), poller_.add(fd, token));
+  MarkRegistered(fd);
+  UpdateKeepAlive();
+  return info.Env().Undefined();
+}
+
+Napi::Value JsPoller::Modify(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  int32_t token = ArgInt32(info, 1, "token", 0, INT32_MAX);
+  CheckOpen(info.Env());
+  Control(info.Env(), poller_.modify(fd, token));
+  return info.Env().Undefined();
+}
+
+Napi::Value JsPoller::Remove(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  CheckOpen(info.Env());
+  // Whatever the kernel answers, the fd no longer counts: if it was already closed, closing it
+  // removed the registration (epoll(7) Q6).
+  UnmarkRegistered(fd);
+  int err = poller_.remove(fd);
+  UpdateKeepAlive();
+  Control(info.Env(), err);
+  return info.Env().Undefined();
+}
+
+Napi::Value JsPoller::Wait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double timeout = ArgNumber(info, 0, "timeoutMs");
+  if (timeout < 0 && timeout != -1) ThrowArgRange(env, "timeoutMs", "-1 or >= 0", timeout);
+  if (std::isinf(timeout)) timeout = -1;
+  CheckOpen(env);
+  CheckArraysAttached(env);
+
+  if (!timers_.empty()) {
+    double until = std::max(0.0, timers_.earliest() - NowMs());
+    if (timeout < 0 || until < timeout) timeout = until;
+  }
+  int n = 0;
+  // With nothing registered a zero-timeout wait cannot report anything: skip the syscall.
+  if (timeout != 0 || registered_count_ > 0) {
+    n = poller_.wait(RoundUpTimeoutMs(timeout), events_);
+    if (n == -EINTR) n = 0;
+  }
+  // Collected after the kernel wait, so a wait that ended at a deadline reports that timer.
+  timer_ids_[0] = static_cast<int32_t>(timers_.expire(NowMs(), timer_ids_ + 1, kTimerSlots - 1));
+  ArmTimer();
+  UpdateKeepAlive();
+  return Napi::Number::New(env, n);
+}
+
+Napi::Value JsPoller::AddTimer(const Napi::CallbackInfo& info) {
+  double delay = ArgNumber(info, 0, "delayMs");
+  if (!(delay >= 0) || std::isinf(delay)) ThrowArgRange(info.Env(), "delayMs", "finite and >= 0", delay);
+  CheckOpen(info.Env());
+  int32_t id = timers_.schedule(NowMs() + delay);
+  ArmTimer();
+  UpdateKeepAlive();
+  return Napi::Number::New(info.Env(), id);
+}
+
+Napi::Value JsPoller::CancelTimer(const Napi::CallbackInfo& info) {
+  int32_t id = ArgInt32(info, 0, "id", 0, INT32_MAX);
+  CheckOpen(info.Env());
+  bool cancelled = timers_.cancel(id);
+  if (cancelled) {
+    ArmTimer();
+    UpdateKeepAlive();
+  }
+  return Napi::Boolean::New(info.Env(), cancelled);
+}
+
+Napi::Value JsPoller::Now(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), NowMs());
+}
+
+Napi::Value JsPoller::Close(const Napi::CallbackInfo& info) {
+  Shutdown(true);
+  return info.Env().Undefined();
+}
+
+Napi::Value JsPoller::TimerCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(timers_.size()));
+}
+
+// Restarts the uv_timer only when the earliest deadline changed: uv_timer_start is cheap, but
+// wait() runs every tick.
+void JsPoller::ArmTimer() {
+  if (timers_.empty()) {
+    if (timer_armed_) uv_timer_stop(&handles_->timer);
+    timer_armed_ = false;
+    return;
+  }
+  double earliest = timers_.earliest();
+  if (timer_armed_ && earliest == armed_deadline_) return;
+  // Rounded up: a uv_timer due early would only wake JS to find nothing expired.
+  double delay = std::min(std::ceil(earliest - NowMs()), kMaxTimerDelayMs);
+  uv_timer_start(&handles_->timer, OnTimer, delay > 0 ? static_cast<uint64_t>(delay) : 0, 0);
+  timer_armed_ = true;
+  armed_deadline_ = earliest;
+}
+
+void JsPoller::UpdateKeepAlive() {
+  auto* poll = reinterpret_cast<uv_handle_t*>(&handles_->poll);
+  if (registered_count_ > 0) {
+    uv_ref(poll);
+  } else {
+    uv_unref(poll);
+  }
+  bool hold = registered_count_ > 0 || !timers_.empty();
+  if (hold == held_) return;
+  held_ = hold;
+  if (hold) {
+    Ref();
+  } else {
+    Unref();
+  }
+}
+
+void JsPoller::Shutdown(bool release_ref) {
+  LoopHandles* handles = handles_;
+  if (handles == nullptr) return;
+  handles_ = nullptr;
+  handles->owner = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&handles->poll), OnHandleClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&handles->timer), OnHandleClosed);
+  // Only now: closing the uv_poll removed the fd from libuv's own epoll set, which needs it open
+  // (libuv src/unix/linux.c, uv__platform_invalidate_fd).
+  poller_.close();
+  timers_.clear();
+  registered_.clear();
+  registered_count_ = 0;
+  timer_armed_ = false;
+  if (held_ && release_ref) Unref();
+  held_ = false;
+}
+
+void JsPoller::OnPollable(uv_poll_t* handle, int, int) {
+  Wake(static_cast<LoopHandles*>(handle->data));
+}
+
+void JsPoller::OnTimer(uv_timer_t* handle) {
+  auto* handles = static_cast<LoopHandles*>(handle->data);
+  if (handles->owner != nullptr) handles->owner->timer_armed_ = false;
+  Wake(handles);
+}
+
+void JsPoller::Wake(LoopHandles* handles) {
+  JsPoller* self = handles->owner;
+  if (self == nullptr) return;
+  Napi::Env env = self->Env();
+  Napi::HandleScope scope(env);
+  Napi::Object receiver = self->Value();
+  // Collected but not yet finalized: nobody is left to wake.
+  if (receiver.IsEmpty()) return;
+  try {
+    // MakeCallback, not Call: Node runs the microtask queue and nextTick callbacks after it, as
+    // for any callback coming from the event loop.
+    self->on_wake_.MakeCallback(receiver, {}, self->async_context_);
+  } catch (const Napi::Error& error) {
+    // An exception in onWake is reported like one thrown from a setTimeout callback.
+    napi_fatal_exception(env, error.Value());
+  }
+  // onWake may have closed the poller; then `self` must not be touched (it may even be collected
+  // later), but `handles` lives until its close callbacks, which cannot run before we return.
+  if (handles->owner != self) return;
+  // onWake is expected to call wait(), which re-arms the timer. If it did not, an expired timer
+  // must still wake it again rather than be forgotten.
+  self->ArmTimer();
+}
+
+void JsPoller::OnHandleClosed(uv_handle_t* handle) {
+  auto* handles = static_cast<LoopHandles*>(handle->data);
+  if (--handles->open_handles > 0) return;
+  if (handles->cleanup_hook != nullptr) napi_remove_async_cleanup_hook(handles->cleanup_hook);
+  delete handles;
+}
+
+void JsPoller::OnEnvCleanup(napi_async_cleanup_hook_handle, void* data) {
+  // The hook is removed by OnHandleClosed once libuv has closed both handles.
+  auto* handles = static_cast<LoopHandles*>(data);
+  if (handles->owner != nullptr) handles->owner->Shutdown(true);
+}
+
+}  // namespace
+
+Napi::Function DefinePoller(Napi::Env env) { return JsPoller::Define(env); }
+
+}  // namespace coloop
