@@ -34,23 +34,36 @@ export interface NativePoller {
    * `token` (int32 >= 0) is what `wait` reports for it. Throws a Node-style Error on failure.
    */
   add(fd: number, token: number): void;
-  /** Removes `fd`'s registration. Throws a Node-style Error on failure. */
+  /**
+   * Gives a registered `fd` a new token. Re-arming also reports its current readiness again in the
+   * next `wait`. Throws a Node-style Error on failure.
+   */
+  modify(fd: number, token: number): void;
+  /**
+   * Removes `fd`'s registration. Call it before closing the fd: registered fds keep the process
+   * alive, and only `remove` (or `close()` of the poller) stops counting one. Throws a Node-style
+   * Error on failure (the fd still stops counting).
+   */
   remove(fd: number): void;
   /**
    * One tick's only native call. Collects ready fds and expired timers without allocating.
    * `timeoutMs`: 0 returns at once; > 0 blocks at most that long (rounded up to a whole
    * millisecond, never down to a busy 0, and bounded by the earliest timer); -1 blocks until
    * an event or the earliest timer. Returns the number of (token, events) pairs written, or a
-   * negative errno (EINTR comes back as 0).
+   * negative errno (EINTR comes back as 0). `Infinity` is the same as -1.
+   * With kqueue a token can appear twice in one batch (one pair per filter): OR the bits.
    */
   wait(timeoutMs: number): number;
-  /** Schedules a timer `delayMs` (>= 0, finite) from now. Returns its id (a small int >= 0). */
+  /**
+   * Schedules a timer `delayMs` (>= 0, finite) from now. Returns its id (a small int >= 0).
+   * Ids are reused once reported expired (in `timers`) or cancelled: forget an id at that point.
+   */
   addTimer(delayMs: number): number;
   /** Cancels a pending timer; returns false when it already expired or was cancelled. */
   cancelTimer(id: number): boolean;
-  /** Monotonic clock in milliseconds (fractional), the clock timers use. */
+  /** Monotonic clock in milliseconds (fractional), the clock timers use. Works after close(). */
   now(): number;
-  /** Number of pending timers. */
+  /** Number of pending timers (0 after close()). */
   readonly timerCount: number;
   /** Releases the epoll/kqueue fd and the libuv handles. Idempotent; other calls then throw. */
   close(): void;
@@ -60,7 +73,10 @@ export interface NativePollerConstructor {
   /**
    * `onWake` is called from Node's event loop (libuv watches the poller fd and holds a uv_timer for
    * the earliest deadline) when a `wait(0)` would report something. It is the only call from C++
-   * into JS. The poller keeps Node alive while it has registered fds or pending timers.
+   * into JS, made like any event-loop callback (microtasks run after it; a throw is an uncaught
+   * exception). `onWake` should call `wait()`: libuv keeps reporting the poller fd while events are
+   * queued in it, and an expired timer wakes it again until collected.
+   * The poller keeps Node alive while it has registered fds or pending timers.
    * `capacity` bounds the pairs one `wait` reports (default 1024); the rest come in the next.
    */
   new (onWake: () => void, capacity?: number): NativePoller;
