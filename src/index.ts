@@ -1,6 +1,6 @@
 export type { Operation, OperationSource } from './operation.js';
 export { Task, type TaskState } from './task.js';
 export { Loop, Handle, run, type LoopOptions, type BackendName } from './loop.js';
-export { sleep, yieldNow, spawn, wait } from './primitives.js';
+export { sleep, yieldNow, spawn, wait, call } from './primitives.js';
 export { all, race, withTimeout } from './combinators.js';
 export { CancelledError, TimeoutError, type SystemError } from './errors.js';

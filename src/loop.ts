@@ -49,6 +49,7 @@ export class Loop {
   private readonly onError: (err: unknown) => void;
   private inTick = false;
   private immediate: NodeJS.Immediate | null = null;
+  private microtaskPending = false;
   private closing: Promise<void> | null = null;
   private finishClose: (() => void) | null = null;
   private closed = false;
@@ -118,12 +119,19 @@ export class Loop {
 
   enqueue(item: Runnable): void {
     this.queue.push(item);
-    if (!this.inTick && this.immediate === null && !this.closed) this.immediate = setImmediate(this.tickFromImmediate);
+    // Woken from outside a tick (a promise settled, code called spawn): tick in a microtask, as
+    // the continuation of an `await` would run. Work left over when a turn's batch budget runs
+    // out goes through setImmediate instead, which lets Node's own I/O and timers in.
+    if (!this.inTick && !this.microtaskPending && !this.closed) {
+      this.microtaskPending = true;
+      queueMicrotask(this.tickFromMicrotask);
+    }
   }
 
   addTimer(ms: number, waiter: TimerWaiter): number {
     const id = this.backend.addTimer(ms);
     this.timerWaiters[id] = waiter;
+    if (!this.inTick) this.backend.arm();
     return id;
   }
 
@@ -131,6 +139,7 @@ export class Loop {
     if (id < 0 || this.timerWaiters[id] === undefined) return;
     this.timerWaiters[id] = undefined;
     this.backend.cancelTimer(id);
+    if (!this.inTick) this.backend.arm();
   }
 
   rootSettled(task: Task<unknown>, unhandledFailure: boolean): void {
@@ -158,6 +167,11 @@ export class Loop {
 
   // ---- the tick -----------------------------------------------------------------------------------
 
+  private readonly tickFromMicrotask = (): void => {
+    this.microtaskPending = false;
+    this.tick();
+  };
+
   private readonly tickFromImmediate = (): void => {
     this.immediate = null;
     this.tick();
@@ -167,17 +181,28 @@ export class Loop {
     if (this.closed || this.inTick) return;
     this.inTick = true;
     const queue = this.queue;
+    let busy = true;
     try {
-      for (let batch = 0; batch < BATCHES_PER_TURN; batch++) {
+      for (let batch = 0; batch < BATCHES_PER_TURN && !this.closed; batch++) {
         this.collect();
         let n = queue.length;
-        if (n === 0) break;
+        if (n === 0) {
+          busy = false;
+          break;
+        }
         while (n-- > 0) queue.shift().runStep();
       }
     } finally {
       this.inTick = false;
     }
-    if (queue.length > 0 && this.immediate === null && !this.closed) this.immediate = setImmediate(this.tickFromImmediate);
+    if (this.closed) return;
+    // Out of budget while still busy: continue after Node's loop had a turn. The next tick polls
+    // again, so a timer that came due meanwhile (a sleep(0)) is not left waiting for a Node timer.
+    if (busy) {
+      if (this.immediate === null) this.immediate = setImmediate(this.tickFromImmediate);
+    } else {
+      this.backend.arm();
+    }
   };
 
   /** Steps 1 and 2: the one backend call, then every expired timer's waiter onto the run queue. */

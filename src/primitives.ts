@@ -23,6 +23,16 @@ export function spawn<T>(source: OperationSource<T>): Operation<Task<T>> {
   return new Spawn(source);
 }
 
+/**
+ * Runs `op` in the current task and returns its result, like `yield* op`, but with the driver
+ * keeping the call stack: a suspension inside deeply nested `call`s resumes only the innermost
+ * generator, where `yield*` resumes every level (O(depth) per resume). Use it for deep recursion.
+ */
+export function call<T>(op: OperationSource<T>): Operation<T> {
+  if (!isOperationSource(op)) throw new TypeError(`call() takes an Operation or a function returning one, not ${describe(op)}`);
+  return new Call(op);
+}
+
 /** Suspends the task until `promise` settles: resumes with its value or throws its rejection. */
 export function wait<T>(promise: PromiseLike<T>): Operation<T> {
   if ((typeof promise !== 'object' && typeof promise !== 'function') || promise === null || typeof promise.then !== 'function') {
@@ -71,6 +81,29 @@ class Spawn<T> extends Instruction<Task<T>> {
     child.schedule();
     parent.resumeMode = NEXT;
     parent.resumeValue = child;
+    return true;
+  }
+}
+
+class Call<T> extends Instruction<T> {
+  constructor(private readonly source: OperationSource<T>) {
+    super();
+  }
+
+  start(task: Task<unknown>): boolean {
+    let iterator: Iterator<unknown, unknown, unknown>;
+    try {
+      const op = typeof this.source === 'function' ? this.source() : this.source;
+      if (!isOperationSource(op) || typeof op === 'function') throw new TypeError(`call(): the function returned ${describe(op)}, not an Operation`);
+      iterator = op[Symbol.iterator]();
+    } catch (err) {
+      task.resumeMode = THROW;
+      task.resumeValue = err;
+      return true;
+    }
+    task.pushFrame(iterator);
+    task.resumeMode = NEXT;
+    task.resumeValue = undefined;
     return true;
   }
 }

@@ -48,7 +48,10 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
 
   private phase = CREATED;
   private source: OperationSource<T> | null;
-  private iterator: Iterator<unknown, T, unknown> | null = null;
+  /** The frame running now: the body's iterator, or the innermost `call`'s. */
+  private iterator: Iterator<unknown, unknown, unknown> | null = null;
+  /** The frames suspended below it by `call`, innermost last (null until the first call). */
+  private frames: Iterator<unknown, unknown, unknown>[] | null = null;
   private children: Set<Task<unknown>> | null = null;
   private observers: Observer[] | null = null;
 
@@ -214,19 +217,32 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       }
       this.source = null;
     }
-    const iterator = this.iterator!;
     for (;;) {
-      let step: IteratorResult<unknown, T>;
+      const iterator = this.iterator!;
+      let step: IteratorResult<unknown, unknown>;
       try {
         if (mode === NEXT) step = iterator.next(value);
         else if (iterator.throw !== undefined) step = iterator.throw(value);
         else throw value;
       } catch (err) {
+        if (this.frames !== null && this.frames.length > 0) {
+          // A `call` frame threw: the error surfaces in its caller, at the `yield* call(...)`.
+          this.iterator = this.frames.pop()!;
+          mode = THROW;
+          value = err;
+          continue;
+        }
         this.finishBody(false, err);
         return;
       }
       if (step.done) {
-        this.finishBody(true, step.value);
+        if (this.frames !== null && this.frames.length > 0) {
+          this.iterator = this.frames.pop()!;
+          mode = NEXT;
+          value = step.value;
+          continue;
+        }
+        this.finishBody(true, step.value as T);
         return;
       }
       const instruction = step.value;
@@ -253,6 +269,15 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       }
       return;
     }
+  }
+
+  /**
+   * Runs `iterator` as a new innermost frame (for `call`): the driver, not V8's `yield*`, now links
+   * it to its caller, so resuming it costs O(1) however deep the calls are nested.
+   */
+  pushFrame(iterator: Iterator<unknown, unknown, unknown>): void {
+    (this.frames ??= []).push(this.iterator!);
+    this.iterator = iterator;
   }
 
   /** As a timer waiter: a `sleep` expired. */

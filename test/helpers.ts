@@ -8,3 +8,9 @@ export const BACKENDS: readonly BackendName[] = (process.env.COLOOP_TEST_BACKEND
   'js',
   'native',
 ];
+
+/**
+ * The built package, for scripts run in child processes (Node 20 cannot import .ts). `npm test`
+ * builds first (the pretest script), so this is the code under test, not a stale copy.
+ */
+export const DIST_ENTRY = new URL('../dist/index.js', import.meta.url).pathname;

@@ -18,6 +18,11 @@ export interface Backend {
   cancelTimer(id: number): boolean;
   /** One tick's only backend call: collects ready events and expired timers without blocking. */
   poll(): number;
+  /**
+   * Called when the loop goes idle (end of a tick) and after timers change outside a tick: make
+   * sure `onWake` comes at the earliest deadline, and that no cancelled timer keeps Node alive.
+   */
+  arm(): void;
   /** Releases everything; the backend stops waking the loop. */
   close(): void;
 }

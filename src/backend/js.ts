@@ -25,26 +25,24 @@ export class JsBackend implements Backend {
   }
 
   addTimer(delayMs: number): number {
-    const deadline = performance.now() + delayMs;
-    const id = this.heap.schedule(deadline);
-    if (deadline < this.armedFor) this.arm(deadline);
-    return id;
+    // No Node timer here: a tick polls again before it ends, and `arm` runs when it does.
+    return this.heap.schedule(performance.now() + delayMs);
   }
 
   cancelTimer(id: number): boolean {
-    const removed = this.heap.cancel(id);
-    // A cancelled sleep must not keep the process alive.
-    if (this.heap.size === 0) this.disarm();
-    return removed;
+    return this.heap.cancel(id);
   }
 
   poll(): number {
     const expired = this.expired;
     expired[0] = this.heap.size === 0 ? 0 : this.heap.expire(performance.now(), expired, 1);
+    return 0;
+  }
+
+  arm(): void {
     const next = this.heap.peek();
     if (next < 0) this.disarm();
-    else if (next < this.armedFor || this.timer === null) this.arm(next);
-    return 0;
+    else if (this.timer === null || next < this.armedFor) this.armFor(next);
   }
 
   close(): void {
@@ -58,7 +56,7 @@ export class JsBackend implements Backend {
     if (!this.closed) this.onWake();
   };
 
-  private arm(deadline: number): void {
+  private armFor(deadline: number): void {
     if (this.closed) return;
     if (this.timer !== null) clearTimeout(this.timer);
     // Node's timers have whole-millisecond resolution: round up so a timer never fires early.

@@ -33,6 +33,10 @@ export class NativeBackend implements Backend {
     return n;
   }
 
+  arm(): void {
+    // The poller re-arms its uv_timer itself, after every wait and every earlier addTimer.
+  }
+
   close(): void {
     this.poller.close();
   }
