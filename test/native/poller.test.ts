@@ -1,0 +1,292 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ERROR, HANGUP, READABLE, WRITABLE, type NativeBinding, type NativePoller } from '../../src/native.js';
+import { addons, expiredTimers, noop, readyTokens, socketPair, type SocketPair } from './addons.js';
+
+describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
+  const cleanups: Array<() => void> = [];
+  afterEach(() => {
+    while (cleanups.length > 0) cleanups.pop()!();
+  });
+  function poller(onWake: () => void = noop, capacity?: number): NativePoller {
+    const p = new n.Poller(onWake, capacity);
+    cleanups.push(() => p.close());
+    return p;
+  }
+  async function pair(): Promise<SocketPair> {
+    const sockets = await socketPair(n);
+    cleanups.push(() => sockets.close());
+    return sockets;
+  }
+
+  it('exposes events and timers arrays sized by capacity, created once', () => {
+    const p = poller(noop, 8);
+    expect(p.events).toBeInstanceOf(Int32Array);
+    expect(p.events.length).toBe(16);
+    expect(p.timers).toBeInstanceOf(Int32Array);
+    expect(p.timers.length).toBeGreaterThan(1);
+    const { events, timers } = p;
+    p.wait(0);
+    expect(p.events).toBe(events);
+    expect(p.timers).toBe(timers);
+  });
+
+  it('reports a connected socket as writable under its token', async () => {
+    const p = poller();
+    const s = await pair();
+    p.add(s.client, 7);
+    const ready = readyTokens(p, p.wait(1000));
+    expect(ready.get(7)! & WRITABLE).toBe(WRITABLE);
+    expect(ready.get(7)! & READABLE).toBe(0);
+    p.remove(s.client);
+  });
+
+  it('reports readable under the token once data arrives', async () => {
+    const p = poller();
+    const s = await pair();
+    p.add(s.server, 3);
+    p.wait(0);
+    expect(n.write(s.client, Buffer.from('ping'), 0, 4)).toBe(4);
+    const ready = readyTokens(p, p.wait(1000));
+    expect(ready.get(3)! & READABLE).toBe(READABLE);
+    const buf = Buffer.alloc(16);
+    expect(n.read(s.server, buf, 0, 16)).toBe(4);
+    expect(buf.toString('utf8', 0, 4)).toBe('ping');
+    p.remove(s.server);
+  });
+
+  it('is edge-triggered: no second report without new data, a new report after it', async () => {
+    const p = poller();
+    const s = await pair();
+    p.add(s.server, 1);
+    p.wait(0);
+    n.write(s.client, Buffer.from('a'), 0, 1);
+    expect(readyTokens(p, p.wait(1000)).get(1)! & READABLE).toBe(READABLE);
+    // Not read yet, but already reported: edge-triggered registration stays silent.
+    expect(p.wait(0)).toBe(0);
+    expect(p.wait(20)).toBe(0);
+    n.write(s.client, Buffer.from('b'), 0, 1);
+    expect(readyTokens(p, p.wait(1000)).get(1)! & READABLE).toBe(READABLE);
+    p.remove(s.server);
+  });
+
+  it('reports hangup with readable when the peer closes', async () => {
+    const p = poller();
+    const s = await pair();
+    p.add(s.server, 5);
+    p.wait(0);
+    n.shutdown(s.client, 1);
+    const bits = readyTokens(p, p.wait(1000)).get(5)!;
+    expect(bits & HANGUP).toBe(HANGUP);
+    expect(bits & READABLE).toBe(READABLE);
+    expect(n.read(s.server, Buffer.alloc(4), 0, 4)).toBe(0);
+    p.remove(s.server);
+  });
+
+  it('modify gives a registered fd a new token', async () => {
+    const p = poller();
+    const s = await pair();
+    p.add(s.client, 1);
+    p.wait(0);
+    p.modify(s.client, 2);
+    const ready = readyTokens(p, p.wait(1000));
+    expect(ready.has(2)).toBe(true);
+    expect(ready.has(1)).toBe(false);
+    p.remove(s.client);
+  });
+
+  it('reports at most capacity pairs per wait and the rest in the next', async () => {
+    const p = poller(noop, 1);
+    const a = await pair();
+    const b = await pair();
+    p.add(a.client, 1);
+    p.add(b.client, 2);
+    const first = p.wait(1000);
+    expect(first).toBe(1);
+    const token = p.events[0];
+    expect(p.wait(1000)).toBe(1);
+    expect(p.events[0]).not.toBe(token);
+    p.remove(a.client);
+    p.remove(b.client);
+  });
+
+  it('rounds a 0.4 ms timeout up: the timer 0.4 ms away is reported without spinning', () => {
+    const p = poller();
+    const id = p.addTimer(0.4);
+    const start = p.now();
+    let waits = 0;
+    while (p.timers[0] === 0 && waits < 100) {
+      p.wait(0.4);
+      waits++;
+    }
+    expect(expiredTimers(p)).toEqual([id]);
+    expect(p.now() - start).toBeGreaterThanOrEqual(0.4);
+    // A timeout rounded down to 0 would need many waits; rounded up, one (or two on a late clock).
+    expect(waits).toBeLessThanOrEqual(2);
+  });
+
+  it('wait(-1) with only a timer sleeps until its deadline and reports it', () => {
+    const p = poller();
+    const start = p.now();
+    const id = p.addTimer(15);
+    expect(p.wait(-1)).toBe(0);
+    expect(expiredTimers(p)).toEqual([id]);
+    expect(p.now() - start).toBeGreaterThanOrEqual(15);
+    expect(p.timerCount).toBe(0);
+  });
+
+  it('a positive timeout is bounded by the earliest timer', () => {
+    const p = poller();
+    const start = p.now();
+    const id = p.addTimer(10);
+    p.wait(10_000);
+    expect(expiredTimers(p)).toEqual([id]);
+    expect(p.now() - start).toBeLessThan(5_000);
+  });
+
+  it('expires timers in deadline order, equal deadlines in insertion order', () => {
+    const p = poller();
+    const late = p.addTimer(6);
+    const first = p.addTimer(2);
+    const second = p.addTimer(2);
+    const third = p.addTimer(2);
+    const early = p.addTimer(0);
+    const seen: number[] = [];
+    while (seen.length < 5) {
+      p.wait(-1);
+      seen.push(...expiredTimers(p));
+    }
+    expect(seen.slice(0, 1)).toEqual([early]);
+    // Timers created in one synchronous run get (nearly) the same deadline: the 2 ms ones may
+    // come out in one batch or several, but always in insertion order.
+    expect(seen.slice(1, 4)).toEqual([first, second, third]);
+    expect(seen[4]).toBe(late);
+  });
+
+  it('cancelTimer stops a pending timer and answers false once it is gone', () => {
+    const p = poller();
+    const keep = p.addTimer(1);
+    const drop = p.addTimer(1);
+    expect(p.timerCount).toBe(2);
+    expect(p.cancelTimer(drop)).toBe(true);
+    expect(p.cancelTimer(drop)).toBe(false);
+    expect(p.timerCount).toBe(1);
+    p.wait(-1);
+    expect(expiredTimers(p)).toEqual([keep]);
+    expect(p.cancelTimer(keep)).toBe(false);
+    expect(p.cancelTimer(123_456)).toBe(false);
+  });
+
+  it('keeps expired timers that do not fit the timers array for the next wait', () => {
+    const p = poller();
+    const slots = p.timers.length - 1;
+    const ids = Array.from({ length: slots + 10 }, () => p.addTimer(0));
+    expect(p.wait(0)).toBe(0);
+    const seen = expiredTimers(p);
+    expect(seen.length).toBe(slots);
+    p.wait(0);
+    seen.push(...expiredTimers(p));
+    expect(seen).toEqual(ids);
+  });
+
+  it('throws Node-style errors for failed registrations', () => {
+    const p = poller();
+    const closed = n.listen('127.0.0.1', 0, 1, false);
+    n.close(closed);
+    let error: (Error & { code?: string; errno?: number; syscall?: string }) | undefined;
+    try {
+      p.add(closed, 2);
+    } catch (e) {
+      error = e as typeof error;
+    }
+    expect(error).toBeInstanceOf(Error);
+    expect(error!.code).toBe('EBADF');
+    expect(error!.errno).toBe(-9);
+    expect(['epoll_ctl', 'kevent']).toContain(error!.syscall);
+    expect(error!.message).toBe(`${error!.syscall} EBADF`);
+    expect(() => p.remove(closed)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+  });
+
+  it('throws ERR_POLLER_CLOSED after close(), which is idempotent', () => {
+    const p = poller();
+    p.addTimer(100);
+    p.close();
+    p.close();
+    expect(p.timerCount).toBe(0);
+    expect(typeof p.now()).toBe('number');
+    for (const call of [() => p.wait(0), () => p.add(0, 1), () => p.remove(0), () => p.addTimer(1), () => p.cancelTimer(0)]) {
+      expect(call).toThrow(expect.objectContaining({ code: 'ERR_POLLER_CLOSED' }));
+    }
+  });
+
+  it('refuses to write into a transferred events array', () => {
+    const p = poller();
+    structuredClone(p.events.buffer, { transfer: [p.events.buffer as ArrayBuffer] });
+    expect(() => p.wait(0)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
+  });
+
+  it('calls onWake from the event loop for a readable fd while timers and promises keep working', async () => {
+    const s = await pair();
+    const woke: Array<Map<number, number>> = [];
+    let resolveRead!: () => void;
+    const readSeen = new Promise<void>((resolve) => (resolveRead = resolve));
+    const p = poller(() => {
+      const ready = readyTokens(p, p.wait(0));
+      woke.push(ready);
+      if (((ready.get(9) ?? 0) & READABLE) !== 0) resolveRead();
+    });
+    p.add(s.server, 9);
+    let timeoutFired = false;
+    setTimeout(() => (timeoutFired = true), 1);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await Promise.resolve();
+    n.write(s.client, Buffer.from('x'), 0, 1);
+    await readSeen;
+    expect(timeoutFired).toBe(true);
+    expect(woke.some((ready) => ready.has(9))).toBe(true);
+    p.remove(s.server);
+  });
+
+  it('calls onWake from the event loop when a timer expires, and microtasks run after it', async () => {
+    const fired: number[] = [];
+    let microtaskRan = false;
+    let done!: () => void;
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    const p = poller(() => {
+      p.wait(0);
+      fired.push(...expiredTimers(p));
+      if (fired.length > 0) {
+        queueMicrotask(() => {
+          microtaskRan = true;
+          done();
+        });
+      }
+    });
+    const start = p.now();
+    const id = p.addTimer(20);
+    await finished;
+    expect(fired).toEqual([id]);
+    expect(microtaskRan).toBe(true);
+    expect(p.now() - start).toBeGreaterThanOrEqual(20);
+  });
+
+  it('reports a refused connect through writable/error bits and socketError', async () => {
+    const p = poller();
+    const listener = n.listen('127.0.0.1', 0, 1, false);
+    const port = n.localAddress(listener).port;
+    n.close(listener);
+    let fd: number;
+    try {
+      fd = n.connect('127.0.0.1', port);
+    } catch (e) {
+      // Loopback may refuse synchronously.
+      expect((e as { code: string }).code).toBe('ECONNREFUSED');
+      return;
+    }
+    cleanups.push(() => n.close(fd));
+    p.add(fd, 4);
+    const bits = readyTokens(p, p.wait(1000)).get(4)!;
+    expect(bits & (ERROR | HANGUP)).not.toBe(0);
+    expect(n.socketError(fd)).toBe(-111);
+    p.remove(fd);
+  });
+});
