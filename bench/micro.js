@@ -74,43 +74,53 @@ const cases = [];
   });
 }
 
-// 4. Recursion at depth 100, bottoming out in 100 awaited resolved promises: the shape of
-//    Effection's own recursion benchmark.
+// 4. Recursion at depth 100, bottoming out in 100 suspensions: the shape of Effection's own
+//    recursion benchmark. Two bottoms: awaiting a resolved promise (Effection's exact shape), and
+//    each system's own cheapest suspension (coloop yieldNow(), async/await `await null`).
+//    coloop runs it twice: recursing with call() (the driver keeps the stack, O(1) per resume)
+//    and with plain yield* (V8 resumes every level, O(depth) per resume).
 {
   const DEPTH = 100;
   const BREADTH = 100;
   const R = Math.round(200 * scale);
-  function* recurse(depth) {
-    if (depth > 1) return yield* recurse(depth - 1);
-    for (let i = 0; i < BREADTH; i++) yield* wait(Promise.resolve());
+  const shapes = [
+    { bottom: 'promise', coloopStep: () => wait(Promise.resolve()), asyncStep: () => Promise.resolve() },
+    { bottom: 'yield', coloopStep: () => yieldNow(), asyncStep: () => null },
+  ];
+  for (const { bottom, coloopStep, asyncStep } of shapes) {
+    function* viaCall(depth) {
+      if (depth > 1) return yield* call(viaCall(depth - 1));
+      for (let i = 0; i < BREADTH; i++) yield* coloopStep();
+    }
+    function* viaYieldStar(depth) {
+      if (depth > 1) return yield* viaYieldStar(depth - 1);
+      for (let i = 0; i < BREADTH; i++) yield* coloopStep();
+    }
+    async function viaAsync(depth) {
+      if (depth > 1) return viaAsync(depth - 1);
+      for (let i = 0; i < BREADTH; i++) await asyncStep();
+    }
+    function* viaCo(depth) {
+      if (depth > 1) return yield* viaCo(depth - 1);
+      for (let i = 0; i < BREADTH; i++) yield Promise.resolve();
+    }
+    function* viaEffection(depth) {
+      if (depth > 1) return yield* viaEffection(depth - 1);
+      for (let i = 0; i < BREADTH; i++) yield* effection.call(() => Promise.resolve());
+    }
+    const variants = [
+      { name: 'async/await', ops: R, fn: async () => { for (let r = 0; r < R; r++) await viaAsync(DEPTH); } },
+      ...backends.map((backend) => ({ name: `coloop ${backend} call()`, ops: R, fn: () => run(function* () { for (let r = 0; r < R; r++) yield* viaCall(DEPTH); }, { backend }) })),
+      ...backends.map((backend) => ({ name: `coloop ${backend} yield*`, ops: R, fn: () => run(function* () { for (let r = 0; r < R; r++) yield* viaYieldStar(DEPTH); }, { backend }) })),
+    ];
+    if (bottom === 'promise') {
+      variants.push(
+        { name: 'co', ops: R, fn: () => co(function* () { for (let r = 0; r < R; r++) yield* viaCo(DEPTH); }) },
+        { name: 'effection', ops: R, fn: () => effection.run(function* () { for (let r = 0; r < R; r++) yield* viaEffection(DEPTH); }) },
+      );
+    }
+    cases.push({ name: `recursion (depth ${DEPTH}, ${BREADTH} ${bottom === 'promise' ? 'awaited promises' : 'plain yields'} at the bottom)`, unit: 'runs', variants });
   }
-  function* recurseCall(depth) {
-    if (depth > 1) return yield* call(recurseCall(depth - 1));
-    for (let i = 0; i < BREADTH; i++) yield* wait(Promise.resolve());
-  }
-  async function recurseAsync(depth) {
-    if (depth > 1) return recurseAsync(depth - 1);
-    for (let i = 0; i < BREADTH; i++) await Promise.resolve();
-  }
-  function* recurseCo(depth) {
-    if (depth > 1) return yield* recurseCo(depth - 1);
-    for (let i = 0; i < BREADTH; i++) yield Promise.resolve();
-  }
-  function* recurseEffection(depth) {
-    if (depth > 1) return yield* recurseEffection(depth - 1);
-    for (let i = 0; i < BREADTH; i++) yield* effection.call(() => Promise.resolve());
-  }
-  cases.push({
-    name: `recursion (depth ${DEPTH}, ${BREADTH} awaits at the bottom)`,
-    unit: 'runs',
-    variants: [
-      ...backends.map((backend) => ({ name: `coloop ${backend} call()`, ops: R, fn: () => run(function* () { for (let r = 0; r < R; r++) yield* recurseCall(DEPTH); }, { backend }) })),
-      ...coloop('coloop', R, function* () { for (let r = 0; r < R; r++) yield* recurse(DEPTH); }).map((v) => ({ ...v, name: `${v.name} yield*` })),
-      { name: 'async/await', ops: R, fn: async () => { for (let r = 0; r < R; r++) await recurseAsync(DEPTH); } },
-      { name: 'co', ops: R, fn: () => co(function* () { for (let r = 0; r < R; r++) yield* recurseCo(DEPTH); }) },
-      { name: 'effection', ops: R, fn: () => effection.run(function* () { for (let r = 0; r < R; r++) yield* recurseEffection(DEPTH); }) },
-    ],
-  });
 }
 
 // 5. Timer heaps: 1e6 inserts with random deadlines, then expire all; and a cancel-heavy mix.

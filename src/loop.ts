@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { JsBackend } from './backend/js.js';
 import { NativeBackend } from './backend/native.js';
 import type { Backend } from './backend/backend.js';
@@ -27,10 +28,13 @@ export interface TimerWaiter {
 }
 
 /**
- * How many batches one turn of Node's loop may run before yielding back to it (setImmediate), so
- * that Promises, fs and node:net beside coloop are never starved by a busy coroutine workload.
+ * How long one turn of Node's loop may keep running batches before yielding back to it
+ * (setImmediate), so that fs, node:net and Node's timers beside coloop are never starved by a busy
+ * coroutine workload. Checked every BATCHES_PER_CHECK batches: reading the clock every batch
+ * would cost more than a small batch. (A chain of `await`s never yields to Node at all.)
  */
-const BATCHES_PER_TURN = 64;
+const TURN_BUDGET_MS = 1;
+const BATCHES_PER_CHECK = 64;
 
 /**
  * The event loop. One tick:
@@ -50,12 +54,15 @@ export class Loop {
   private inTick = false;
   private immediate: NodeJS.Immediate | null = null;
   private microtaskPending = false;
+  /** Timers added and not yet expired or cancelled: while 0, a batch has nothing to poll for. */
+  private pendingTimers = 0;
+  private backendWoke = false;
   private closing: Promise<void> | null = null;
   private finishClose: (() => void) | null = null;
   private closed = false;
 
   constructor(options: LoopOptions = {}) {
-    this.backend = createBackend(options.backend, this.tick);
+    this.backend = createBackend(options.backend, this.onWake);
     this.onError = options.onError ?? rethrowLater;
   }
 
@@ -131,6 +138,7 @@ export class Loop {
   addTimer(ms: number, waiter: TimerWaiter): number {
     const id = this.backend.addTimer(ms);
     this.timerWaiters[id] = waiter;
+    this.pendingTimers++;
     if (!this.inTick) this.backend.arm();
     return id;
   }
@@ -138,6 +146,7 @@ export class Loop {
   cancelTimer(id: number): void {
     if (id < 0 || this.timerWaiters[id] === undefined) return;
     this.timerWaiters[id] = undefined;
+    this.pendingTimers--;
     this.backend.cancelTimer(id);
     if (!this.inTick) this.backend.arm();
   }
@@ -177,13 +186,20 @@ export class Loop {
     this.tick();
   };
 
+  /** Woken by the backend (Node's loop saw the poller fd or a deadline): the tick must poll. */
+  private readonly onWake = (): void => {
+    this.backendWoke = true;
+    this.tick();
+  };
+
   private readonly tick = (): void => {
     if (this.closed || this.inTick) return;
     this.inTick = true;
     const queue = this.queue;
     let busy = true;
+    const deadline = performance.now() + TURN_BUDGET_MS;
     try {
-      for (let batch = 0; batch < BATCHES_PER_TURN && !this.closed; batch++) {
+      for (let batch = 1; !this.closed; batch++) {
         this.collect();
         let n = queue.length;
         if (n === 0) {
@@ -191,6 +207,7 @@ export class Loop {
           break;
         }
         while (n-- > 0) queue.shift().runStep();
+        if (batch % BATCHES_PER_CHECK === 0 && performance.now() >= deadline) break;
       }
     } finally {
       this.inTick = false;
@@ -207,6 +224,10 @@ export class Loop {
 
   /** Steps 1 and 2: the one backend call, then every expired timer's waiter onto the run queue. */
   private collect(): void {
+    // Nothing registered and no timer pending: the backend has nothing to report, and the
+    // crossing would cost more than the batch it precedes (task switches, spawn + join).
+    if (this.pendingTimers === 0 && !this.backendWoke) return;
+    this.backendWoke = false;
     this.backend.poll();
     const expired = this.backend.expired;
     const count = expired[0]!;
@@ -214,8 +235,10 @@ export class Loop {
     for (let i = 1; i <= count; i++) {
       const id = expired[i]!;
       const waiter = waiters[id];
+      if (waiter === undefined) continue;
       waiters[id] = undefined;
-      waiter?.onTimer();
+      this.pendingTimers--;
+      waiter.onTimer();
     }
   }
 
