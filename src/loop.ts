@@ -306,7 +306,8 @@ function createBackend(requested: BackendName | undefined, onWake: () => void): 
   }
   if (!warnedFallback) {
     warnedFallback = true;
-    process.emitWarning(`coloop: native addon unavailable, using the pure-JS backend (${nativeLoadError()?.message ?? 'unknown error'})`);
+    const reason = nativeLoadError()?.message.split('\n')[0] ?? 'unknown error';
+    process.emitWarning(`coloop: native addon unavailable, using the pure-JS backend (${reason}; \`npm run build:native\` builds it)`);
   }
   return new JsBackend(onWake);
 }
