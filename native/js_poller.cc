@@ -32,8 +32,8 @@ constexpr size_t kTimerSlots = 4096 + 1;
 // The uv_timer is armed at most this far ahead (about 31,700 years); beyond it deadlines stay put.
 constexpr double kMaxTimerDelayMs = 1e15;
 
-// uv_hrtime is CLOCK_MONOTONIC on Linux and the clock libuv's own loop time derives from on every
-// platform, so deadlines and the uv_timer agree.
+// uv_hrtime is CLOCK_MONOTONIC on Linux, and on every platform the clock libuv's loop time is read
+// from (on Linux through CLOCK_MONOTONIC_COARSE, so loop time may trail it by a tick).
 double NowMs() { return static_cast<double>(uv_hrtime()) / 1e6; }
 
 class JsPoller : public Napi::ObjectWrap<JsPoller> {
@@ -321,7 +321,9 @@ void JsPoller::ArmTimer() {
   }
   double earliest = timers_.earliest();
   if (timer_armed_ && earliest == armed_deadline_) return;
-  // Rounded up: a uv_timer due early would only wake JS to find nothing expired.
+  // Rounded up, since a wake before the deadline finds nothing expired. libuv counts the delay from
+  // its cached loop time, which trails NowMs(), so an early wake remains possible; it costs one
+  // onWake, after which wait() re-arms for the remainder (OnTimer cleared timer_armed_).
   double delay = std::min(std::ceil(earliest - NowMs()), kMaxTimerDelayMs);
   uv_timer_start(&handles_->timer, OnTimer, delay > 0 ? static_cast<uint64_t>(delay) : 0, 0);
   timer_armed_ = true;

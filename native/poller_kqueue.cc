@@ -37,9 +37,9 @@ int32_t UdataToToken(void* udata) {
 // Applies `changes` one by one. EV_RECEIPT makes the kernel answer every change in the event list
 // (EV_ERROR set, `data` = errno or 0) instead of stopping at the first failure, so no change is
 // left half applied without us knowing (kqueue(2), EV_RECEIPT).
-int Apply(int kq, struct kevent* changes, int n) {
+int Apply(int kq, struct kevent (&changes)[2]) {
   struct kevent results[2];
-  int got = kevent(kq, changes, n, results, n, nullptr);
+  int got = kevent(kq, changes, 2, results, 2, nullptr);
   if (got < 0) return -errno;
   for (int i = 0; i < got; ++i) {
     if ((results[i].flags & EV_ERROR) == 0 || results[i].data == 0) continue;
@@ -55,7 +55,7 @@ int Register(int kq, int fd, int32_t token) {
   struct kevent changes[2];
   EV_SET(&changes[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR | EV_RECEIPT, 0, 0, TokenToUdata(token));
   EV_SET(&changes[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR | EV_RECEIPT, 0, 0, TokenToUdata(token));
-  return Apply(kq, changes, 2);
+  return Apply(kq, changes);
 }
 
 }  // namespace
@@ -92,7 +92,7 @@ int Poller::remove(int fd) {
   struct kevent changes[2];
   EV_SET(&changes[0], fd, EVFILT_READ, EV_DELETE | EV_RECEIPT, 0, 0, nullptr);
   EV_SET(&changes[1], fd, EVFILT_WRITE, EV_DELETE | EV_RECEIPT, 0, 0, nullptr);
-  return Apply(fd_, changes, 2);
+  return Apply(fd_, changes);
 }
 
 int Poller::wait(int timeout_ms, int32_t* out) {
@@ -109,7 +109,6 @@ int Poller::wait(int timeout_ms, int32_t* out) {
     int32_t bits = e.filter == EVFILT_READ ? kReadable : kWritable;
     // EV_EOF: the peer closed; a nonzero fflags then holds the socket error (kqueue(2)).
     if (e.flags & EV_EOF) bits |= e.fflags != 0 ? kHangup | kError : kHangup;
-    if (e.flags & EV_ERROR) bits |= kError;
     // Both filters of one fd usually arrive side by side: report the fd once, as epoll does.
     if (pairs > 0 && e.ident == previous_ident) {
       out[2 * pairs - 1] |= bits;

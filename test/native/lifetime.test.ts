@@ -131,16 +131,18 @@ describe.each(addonFiles)('Poller lifetime (%s)', (_name, addonFile) => {
   });
 
   it('two worker threads each run a timer and a socket echo, then exit cleanly', async () => {
+    // Tokens: 1 the listener, 2 the client, 3 the accepted side (which echoes what it reads).
     const workerCode = `
       const { workerData, parentPort } = require('node:worker_threads');
       const n = require(workerData.addonFile);
       const listener = n.listen('127.0.0.1', 0, 4, false);
       const client = n.connect('127.0.0.1', n.localAddress(listener).port);
-      let server = -1;
-      const buf = Buffer.alloc(64);
       const message = Buffer.from('echo from worker ' + workerData.index);
-      let timerFired = false;
+      const buf = Buffer.alloc(64);
+      let server = -1;
+      let sent = false;
       let echoed = '';
+      let timerFired = false;
       const p = new n.Poller(() => {
         const count = p.wait(0);
         if (p.timers[0] > 0) timerFired = true;
@@ -149,24 +151,24 @@ describe.each(addonFiles)('Poller lifetime (%s)', (_name, addonFile) => {
           if (token === 1 && server < 0) {
             server = n.accept(listener);
             if (server >= 0) p.add(server, 3);
-          } else if (token === 2 && echoed === '' && !sent) {
-            sent = n.write(client, message, 0, message.length) === message.length;
+          } else if (token === 2) {
+            if (!sent) sent = n.write(client, message, 0, message.length) === message.length;
+            const got = n.read(client, buf, 0, buf.length);
+            if (got > 0) echoed += buf.toString('utf8', 0, got);
           } else if (token === 3) {
             const got = n.read(server, buf, 0, buf.length);
             if (got > 0) n.write(server, buf, 0, got);
           }
-          if (token === 2) {
-            const got = n.read(client, buf, 0, buf.length);
-            if (got > 0) echoed += buf.toString('utf8', 0, got);
-          }
         }
         if (timerFired && echoed === message.toString()) {
-          for (const fd of [client, server, listener]) { p.remove(fd); n.close(fd); }
+          for (const fd of [client, server, listener]) {
+            p.remove(fd);
+            n.close(fd);
+          }
           p.close();
           parentPort.postMessage({ echoed, timerFired });
         }
       });
-      let sent = false;
       p.add(listener, 1);
       p.add(client, 2);
       p.addTimer(10);

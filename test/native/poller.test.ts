@@ -30,6 +30,19 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     expect(p.timers).toBe(timers);
   });
 
+  it('rejects a missing onWake with a TypeError and a bad capacity with a RangeError', () => {
+    expect(() => new n.Poller(undefined as unknown as () => void)).toThrow(TypeError);
+    expect(() => new n.Poller(noop, 0)).toThrow(RangeError);
+    expect(() => new n.Poller(noop, 1.5)).toThrow(RangeError);
+    expect(() => new n.Poller(noop, 2 ** 21)).toThrow(RangeError);
+    const p = poller();
+    expect(() => p.wait(-2)).toThrow(RangeError);
+    expect(() => p.wait(NaN)).toThrow(RangeError);
+    expect(() => p.addTimer(Infinity)).toThrow(RangeError);
+    expect(() => p.add(-1, 0)).toThrow(RangeError);
+    expect(() => p.add(0, -1)).toThrow(RangeError);
+  });
+
   it('reports a connected socket as writable under its token', async () => {
     const p = poller();
     const s = await pair();
