@@ -1,12 +1,14 @@
 import { performance } from 'node:perf_hooks';
 import { TimerHeap } from '../timers.js';
 import type { Backend } from './backend.js';
+import { JsSockets } from './js-sockets.js';
 
 const EVENT_CAPACITY = 1024;
 const TIMER_CAPACITY = 4096;
 
 /**
- * The pure-JS backend: a JS timer heap behind one Node `setTimeout` armed for the earliest deadline.
+ * The pure-JS backend: a JS timer heap behind one Node `setTimeout` armed for the earliest deadline,
+ * and sockets emulated over node:net on descriptors that exist only in JS (./js-sockets.ts).
  * It serves where the addon cannot load and is the baseline the native backend is measured against.
  */
 export class JsBackend implements Backend {
@@ -17,8 +19,20 @@ export class JsBackend implements Backend {
   private timer: NodeJS.Timeout | null = null;
   private armedFor = Infinity;
   private closed = false;
+  /** The emulated socket calls; their events are gathered there and reported by `poll`. */
+  readonly sockets: JsSockets;
 
-  constructor(private readonly onWake: () => void) {}
+  constructor(private readonly onWake: () => void) {
+    this.sockets = new JsSockets(this.socketWake);
+  }
+
+  register(fd: number, token: number): void {
+    this.sockets.register(fd, token);
+  }
+
+  unregister(fd: number): void {
+    this.sockets.unregister(fd);
+  }
 
   now(): number {
     return performance.now();
@@ -36,7 +50,7 @@ export class JsBackend implements Backend {
   poll(): number {
     const expired = this.expired;
     expired[0] = this.heap.size === 0 ? 0 : this.heap.expire(performance.now(), expired, 1);
-    return 0;
+    return this.sockets.collect(this.events);
   }
 
   arm(): void {
@@ -48,7 +62,13 @@ export class JsBackend implements Backend {
   close(): void {
     this.closed = true;
     this.disarm();
+    this.sockets.closeAll();
   }
+
+  /** Socket events are waiting (coalesced by JsSockets: at most one call per turn of Node's loop). */
+  private readonly socketWake = (): void => {
+    if (!this.closed) this.onWake();
+  };
 
   private readonly fire = (): void => {
     this.timer = null;
