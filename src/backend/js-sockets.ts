@@ -73,6 +73,8 @@ class Conn extends Entry {
   writeShut = false;
   /** shutdown(0 or 2) called: reads return 0 and incoming data is discarded. */
   readShut = false;
+  /** Connecting to an IPv6 address (for the unbound address getsockname reports meanwhile). */
+  ipv6 = false;
 
   constructor(
     owner: JsSockets,
@@ -248,14 +250,16 @@ function checkBool(value: unknown, name: string): boolean {
   return value;
 }
 
-function checkHost(host: unknown): string {
+/** Returns the address family: 4 or 6. */
+function checkHost(host: unknown): number {
   if (typeof host !== 'string') throw argTypeError('host', 'string');
-  if (net.isIP(host) === 0) {
+  const family = net.isIP(host);
+  if (family === 0) {
     const err = new TypeError(`Invalid IP address: ${host}`) as TypeError & { code: string };
     err.code = 'ERR_INVALID_IP_ADDRESS';
     throw err;
   }
-  return host;
+  return family;
 }
 
 /** buf[offset, offset + length) must lie inside a Uint8Array (a Buffer is one). */
@@ -335,11 +339,13 @@ export class JsSockets implements SocketApi {
   }
 
   connect(host: string, port: number): number {
-    checkHost(host);
+    const family = checkHost(host);
     checkInt(port, 'port', 0, 65535);
     if (this.closed) throw closedError();
     const socket = net.connect({ host, port, noDelay: true, allowHalfOpen: true });
-    return this.allocate(new Conn(this, socket, true));
+    const c = new Conn(this, socket, true);
+    c.ipv6 = family === 6;
+    return this.allocate(c);
   }
 
   accept(fd: number): number {
@@ -470,7 +476,9 @@ export class JsSockets implements SocketApi {
       const a = (e as Conn).socket.address() as Partial<net.AddressInfo>;
       address = toAddress(a.address, a.family, a.port);
       // Not bound yet (connect starts on the next tick): getsockname reports the unbound address.
-      if (address === null && (e as Conn).connecting) address = { address: '0.0.0.0', family: 'IPv4', port: 0 };
+      if (address === null && (e as Conn).connecting) {
+        address = (e as Conn).ipv6 ? { address: '::', family: 'IPv6', port: 0 } : { address: '0.0.0.0', family: 'IPv4', port: 0 };
+      }
     }
     if (address === null) throw errnoError(-EINVAL, 'getsockname');
     return address;

@@ -236,6 +236,37 @@ describe('js backend sockets', () => {
     expect(buf.toString('utf8', 2, 6)).toBe('pong');
   });
 
+  it('reports the next arrival after a short read, as epoll does once the kernel buffer is drained', async () => {
+    const h = fresh();
+    const { client, server } = await h.pair();
+    const buf = Buffer.alloc(64);
+    expect(h.s.write(client, Buffer.from('0123456789'), 0, 10)).toBe(10);
+    await h.waitFor(2, READABLE);
+    // Reads in two pieces, the second short: src/net then waits without another read.
+    expect(h.s.read(server, buf, 0, 4)).toBe(4);
+    expect(h.s.read(server, buf, 4, 60)).toBe(6);
+    await h.settle();
+    expect(h.s.write(client, Buffer.from('abc'), 0, 3)).toBe(3);
+    await h.waitFor(2, READABLE);
+    expect(h.s.read(server, buf, 10, 54)).toBe(3);
+    expect(buf.toString('utf8', 0, 13)).toBe('0123456789abc');
+  });
+
+  it('reads 0 after shutdown of its own read side and discards what arrives later', async () => {
+    const h = fresh();
+    const { client, server } = await h.pair();
+    expect(h.s.shutdown(server, 0)).toBe(0);
+    expect(h.s.read(server, Buffer.alloc(4), 0, 4)).toBe(0);
+    expect(h.s.write(client, Buffer.from('ignored'), 0, 7)).toBe(7);
+    await h.settle();
+    expect(h.s.read(server, Buffer.alloc(8), 0, 8)).toBe(0);
+    // The write side is untouched.
+    expect(h.s.write(server, Buffer.from('still'), 0, 5)).toBe(5);
+    expect((await h.readBytes(client, 1, 5)).toString()).toBe('still');
+    expect(h.s.shutdown(server, 2)).toBe(0);
+    expect(h.s.write(server, Buffer.from('x'), 0, 1)).toBe(-EPIPE);
+  });
+
   it('reads 0 at end of stream after the peer shuts down writing, while the other direction keeps working', async () => {
     const h = fresh();
     const { client, server } = await h.pair();
