@@ -27,6 +27,11 @@ export interface TimerWaiter {
   onTimer(): void;
 }
 
+/** A registered descriptor's owner: told the event bits each time `poll` reports its token. */
+export interface IoHandler {
+  onIo(bits: number): void;
+}
+
 /**
  * How long one turn of Node's loop may keep running batches before yielding back to it
  * (setImmediate), so that fs, node:net and Node's timers beside coloop are never starved by a busy
@@ -54,8 +59,12 @@ export class Loop {
   private inTick = false;
   private immediate: NodeJS.Immediate | null = null;
   private microtaskPending = false;
-  /** Timers added and not yet expired or cancelled: while 0, a batch has nothing to poll for. */
+  /** Handlers by token; freed tokens are reused. */
+  private readonly ioHandlers: (IoHandler | undefined)[] = [];
+  private readonly freeTokens: number[] = [];
+  /** Timers pending and descriptors registered: while both are 0, a batch has nothing to poll for. */
   private pendingTimers = 0;
+  private registered = 0;
   private backendWoke = false;
   private closing: Promise<void> | null = null;
   private finishClose: (() => void) | null = null;
@@ -151,6 +160,29 @@ export class Loop {
     if (!this.inTick) this.backend.arm();
   }
 
+  /** Watches `fd` (edge-triggered, both directions) and routes its events to `handler`. */
+  register(fd: number, handler: IoHandler): number {
+    this.checkOpen('register');
+    const token = this.freeTokens.length > 0 ? this.freeTokens.pop()! : this.ioHandlers.length;
+    this.backend.register(fd, token);
+    this.ioHandlers[token] = handler;
+    this.registered++;
+    return token;
+  }
+
+  /**
+   * Stops watching `fd`. Its token is reused later; an event already collected for it is dropped,
+   * and one reported to a later owner of the token is only a spurious wake-up, which every handler
+   * tolerates (it retries its call and meets EAGAIN).
+   */
+  unregister(fd: number, token: number): void {
+    if (this.ioHandlers[token] === undefined) return;
+    this.ioHandlers[token] = undefined;
+    this.freeTokens.push(token);
+    this.registered--;
+    if (!this.closed) this.backend.unregister(fd);
+  }
+
   rootSettled(task: Task<unknown>, unhandledFailure: boolean): void {
     this.roots.delete(task);
     if (unhandledFailure) this.reportError(task.reason);
@@ -222,13 +254,21 @@ export class Loop {
     }
   };
 
-  /** Steps 1 and 2: the one backend call, then every expired timer's waiter onto the run queue. */
+  /**
+   * Steps 1 and 2: the one backend call, then every ready descriptor's and expired timer's waiter
+   * onto the run queue. Handlers only record readiness and wake waiters here; no user code runs.
+   */
   private collect(): void {
     // Nothing registered and no timer pending: the backend has nothing to report, and the
     // crossing would cost more than the batch it precedes (task switches, spawn + join).
-    if (this.pendingTimers === 0 && !this.backendWoke) return;
+    if (this.pendingTimers === 0 && this.registered === 0 && !this.backendWoke) return;
     this.backendWoke = false;
-    this.backend.poll();
+    const ready = this.backend.poll();
+    if (ready > 0) {
+      const events = this.backend.events;
+      const handlers = this.ioHandlers;
+      for (let i = 0; i < ready; i++) handlers[events[2 * i]!]?.onIo(events[2 * i + 1]!);
+    }
     const expired = this.backend.expired;
     const count = expired[0]!;
     const waiters = this.timerWaiters;

@@ -129,3 +129,17 @@ class WaitFor<T> extends Instruction<T> {
     return false;
   }
 }
+
+/** The task running this operation (for operations that need its loop). */
+export function currentTask(): Operation<Task<unknown>> {
+  return CURRENT_TASK;
+}
+
+class CurrentTask extends Instruction<Task<unknown>> {
+  start(task: Task<unknown>): boolean {
+    task.resumeMode = NEXT;
+    task.resumeValue = task;
+    return true;
+  }
+}
+const CURRENT_TASK = new CurrentTask();

@@ -1,3 +1,45 @@
+export interface SocketAddress {
+  address: string;
+  family: 'IPv4' | 'IPv6';
+  port: number;
+}
+
+/**
+ * Nonblocking TCP on integer descriptors: the native addon's socket calls, or, on the pure-JS
+ * backend, the same calls emulated over node:net on descriptors that exist only in JS. Above this
+ * line, src/net/ is one implementation for both backends.
+ *
+ * Hot-path calls return a number: a byte count or descriptor, or a negative errno (-EAGAIN when the
+ * caller must wait for the next READABLE/WRITABLE event of the descriptor's token). Programming
+ * errors are thrown (TypeError, RangeError, EBADF as a Node-style Error).
+ */
+export interface SocketApi {
+  /**
+   * A listening socket on a numeric `host`. Native: bound and listening on return, or throws a
+   * Node-style Error (EADDRINUSE, ...). A promise where binding completes asynchronously (node:net).
+   */
+  listen(host: string, port: number, backlog: number, reusePort: boolean): number | Promise<number>;
+  /**
+   * Starts connecting to a numeric `host`. Completion is a WRITABLE (or ERROR/HANGUP) event on the
+   * descriptor's token, after which `socketError` is 0 or the negative errno of the failure.
+   */
+  connect(host: string, port: number): number;
+  /** A connected descriptor (TCP_NODELAY on), or -EAGAIN when none is pending, or a negative errno. */
+  accept(fd: number): number;
+  /** Bytes read into buf[offset, offset + length), 0 at end of stream, or a negative errno. */
+  read(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  /** Bytes taken from buf[offset, offset + length) (never 0 for length > 0), or a negative errno. */
+  write(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  /** how: 0 read side, 1 write side (half-close), 2 both. 0 or a negative errno. */
+  shutdown(fd: number, how: number): number;
+  /** Closes the descriptor (the caller unregisters it first). 0 or a negative errno. */
+  close(fd: number): number;
+  /** SO_ERROR: 0, or the negative errno a connect (or the connection) failed with. */
+  socketError(fd: number): number;
+  localAddress(fd: number): SocketAddress;
+  remoteAddress(fd: number): SocketAddress;
+}
+
 /**
  * What the loop needs from a backend: timers, and one call per tick that reports everything ready.
  * The native backend (epoll/kqueue in C++) and the pure-JS one (node:net + a JS timer heap) both
@@ -11,6 +53,15 @@ export interface Backend {
   readonly events: Int32Array;
   /** Expired timer ids written by `poll`: [0] holds the count, the ids follow. Allocated once. */
   readonly expired: Int32Array;
+  readonly sockets: SocketApi;
+  /**
+   * Watches `fd` from now on, edge-triggered, for reading and writing together: `poll` reports
+   * `(token, bits)` (READABLE 1, WRITABLE 2, HANGUP 4, ERROR 8 — see src/native.ts) each time
+   * the descriptor becomes ready again. Once per descriptor; no call per wait.
+   */
+  register(fd: number, token: number): void;
+  /** Stops watching `fd` (before it is closed). */
+  unregister(fd: number): void;
   /** Monotonic milliseconds: the clock timers run on. */
   now(): number;
   /** Schedules a timer `delayMs` from now; returns its id, reported by `poll` when it expires. */

@@ -1,6 +1,6 @@
 import { errnoError } from '../errors.js';
 import type { NativeBinding, NativePoller } from '../native.js';
-import type { Backend } from './backend.js';
+import type { Backend, SocketApi } from './backend.js';
 
 /** The native backend: epoll (Linux) or kqueue (macOS/BSD) and a C++ timer heap. */
 export class NativeBackend implements Backend {
@@ -8,11 +8,21 @@ export class NativeBackend implements Backend {
   readonly events: Int32Array;
   readonly expired: Int32Array;
   readonly poller: NativePoller;
+  readonly sockets: SocketApi;
 
   constructor(binding: NativeBinding, onWake: () => void) {
     this.poller = new binding.Poller(onWake);
+    this.sockets = binding;
     this.events = this.poller.events;
     this.expired = this.poller.timers;
+  }
+
+  register(fd: number, token: number): void {
+    this.poller.add(fd, token);
+  }
+
+  unregister(fd: number): void {
+    this.poller.remove(fd);
   }
 
   now(): number {

@@ -1,0 +1,326 @@
+import type { SocketApi } from '../backend/backend.js';
+import { describe, errnoError } from '../errors.js';
+import type { IoHandler, Loop } from '../loop.js';
+import { ERROR, HANGUP, READABLE, WRITABLE } from '../native.js';
+import type { Operation } from '../operation.js';
+import { NEXT, THROW, type Task } from '../task.js';
+import { EAGAIN } from './errno.js';
+import { ReusableOp } from './reusable-op.js';
+
+/** Bytes `read()` asks for when no maximum is given. */
+const DEFAULT_READ_SIZE = 64 * 1024;
+
+/** An Error with a Node-style `code`, for misuse of a socket (not a system call failure). */
+export function socketStateError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/**
+ * A TCP connection. Reads and writes are operations: they complete at once when the kernel can
+ * take them (optimistic), and wait for readiness only after EAGAIN. Readiness comes from one
+ * edge-triggered registration for both directions, kept as two flags: a drained direction is not
+ * tried again until its next edge.
+ */
+export class Connection implements IoHandler {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** False once the kernel said EAGAIN (or a read came back short); true again on the next edge. */
+  private readable = true;
+  private writable: boolean;
+  private closed = false;
+  private ended = false;
+  /** The peer hung up or an error is pending: a short read no longer means "wait for an edge". */
+  private hungUp = false;
+  private readonly token: number;
+  private readonly reader = new ReadOp(this);
+  private readonly writer = new WriteOp(this);
+  private readonly connector = new ConnectOp(this);
+
+  /** @internal Use `connect()` or `Server.accept()`. */
+  constructor(
+    readonly loop: Loop,
+    readonly sockets: SocketApi,
+    readonly fd: number,
+    connecting: boolean,
+    remote?: { address: string; port: number },
+  ) {
+    this.writable = !connecting;
+    try {
+      this.token = loop.register(fd, this);
+    } catch (err) {
+      sockets.close(fd);
+      throw err;
+    }
+    const peer = remote ?? (connecting ? undefined : sockets.remoteAddress(fd));
+    this.remoteAddress = peer?.address ?? '';
+    this.remotePort = peer?.port ?? 0;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Reads what is available, up to `max` bytes (default 64 KiB), into a new Uint8Array; waits
+   * if nothing is. Returns null at end of stream.
+   */
+  read(max: number = DEFAULT_READ_SIZE): Operation<Uint8Array | null> {
+    if (!Number.isInteger(max) || max < 1) throw new RangeError(`read() takes a positive integer size, not ${describe(max)}`);
+    // Read into a shared scratch buffer and copy out exactly what came: the read completes
+    // synchronously (at once or inside the edge's dispatch), so no two reads share it at a time.
+    if (scratch.length < max) scratch = new Uint8Array(max);
+    return this.readOp(scratch, 0, max, true) as Operation<Uint8Array | null>;
+  }
+
+  /** Reads into `buf` (no allocation): the number of bytes read, 0 at end of stream. */
+  readInto(buf: Uint8Array, offset = 0, length: number = buf.length - offset): Operation<number> {
+    if (!(buf instanceof Uint8Array)) throw new TypeError(`readInto() takes a Uint8Array, not ${describe(buf)}`);
+    checkRange(buf, offset, length, 'readInto');
+    if (length === 0) throw new RangeError('readInto() needs room for at least one byte');
+    return this.readOp(buf, offset, length, false) as Operation<number>;
+  }
+
+  /** Writes every byte of `data`; completes when the kernel has taken all of them. */
+  write(data: Uint8Array | string, offset = 0, length?: number): Operation<void> {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`write() takes a Uint8Array or string, not ${describe(data)}`);
+    const len = length ?? bytes.length - offset;
+    checkRange(bytes, offset, len, 'write');
+    if (this.ended) throw socketStateError('ERR_STREAM_WRITE_AFTER_END', 'write after end');
+    this.checkOpen();
+    this.writer.prepare(bytes, offset, len);
+    return this.writer;
+  }
+
+  /** Half-close: sends FIN after what was written; reading goes on until the peer ends too. */
+  end(): void {
+    if (this.closed || this.ended) return;
+    this.ended = true;
+    const r = this.sockets.shutdown(this.fd, 1);
+    if (r < 0) throw errnoError(r, 'shutdown');
+  }
+
+  /** Closes the connection. A task waiting in read or write gets an ERR_SOCKET_CLOSED error. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.loop.unregister(this.fd, this.token);
+    this.sockets.close(this.fd);
+    const err = () => socketStateError('ERR_SOCKET_CLOSED', 'the socket was closed while a task was waiting on it');
+    this.reader.fail(err);
+    this.writer.fail(err);
+    this.connector.fail(err);
+  }
+
+  onIo(bits: number): void {
+    if (bits & (HANGUP | ERROR)) this.hungUp = true;
+    if (bits & (READABLE | HANGUP | ERROR)) {
+      this.readable = true;
+      this.reader.ready();
+    }
+    if (bits & (WRITABLE | HANGUP | ERROR)) {
+      this.writable = true;
+      this.writer.ready();
+      this.connector.ready();
+    }
+  }
+
+  /** @internal Waits until a connect in progress has an outcome; a failure names `host:port`. */
+  waitConnected(host: string, port: number): Operation<void> {
+    this.connector.prepare(host, port);
+    return this.connector;
+  }
+
+  /** @internal */
+  writableNow(): boolean {
+    return this.writable;
+  }
+
+  /** @internal One read attempt: bytes, 0 at EOF, or EAGAIN (then the read side waits for an edge). */
+  tryRead(buf: Uint8Array, offset: number, length: number): number {
+    if (!this.readable) return EAGAIN;
+    const n = this.sockets.read(this.fd, buf, offset, length);
+    // A short read means the kernel buffer is drained: the next read waits for an edge rather
+    // than spending a system call to hear EAGAIN. Not after a hang-up, though: the FIN (or error)
+    // came in the same edge as the data, and no other edge will announce it.
+    if (n === EAGAIN || (n > 0 && n < length && !this.hungUp)) this.readable = false;
+    return n;
+  }
+
+  /** @internal One write attempt: bytes taken, or EAGAIN. */
+  tryWrite(buf: Uint8Array, offset: number, length: number): number {
+    if (!this.writable) return EAGAIN;
+    const n = this.sockets.write(this.fd, buf, offset, length);
+    if (n === EAGAIN || (n >= 0 && n < length)) this.writable = false;
+    return n;
+  }
+
+  checkOpen(): void {
+    if (this.closed) throw socketStateError('ERR_SOCKET_CLOSED', 'the socket is closed');
+  }
+
+  private readOp(buf: Uint8Array, offset: number, length: number, copy: boolean): ReadOp {
+    this.checkOpen();
+    this.reader.prepare(buf, offset, length, copy);
+    return this.reader;
+  }
+}
+
+function checkRange(buf: Uint8Array, offset: number, length: number, what: string): void {
+  if (!Number.isInteger(offset) || offset < 0 || offset > buf.length) throw new RangeError(`${what}(): offset ${offset} is outside the buffer`);
+  if (!Number.isInteger(length) || length < 0 || offset + length > buf.length) throw new RangeError(`${what}(): length ${length} is outside the buffer`);
+}
+
+/** A parked task waiting on one direction of a connection. */
+abstract class SocketOp<T> extends ReusableOp<T> {
+  protected task: Task<unknown> | null = null;
+
+  constructor(protected readonly conn: Connection) {
+    super();
+  }
+
+  override abort(): void {
+    this.task = null;
+  }
+
+  /** Called on an edge: retry, and wake the task if there is an outcome. */
+  ready(): void {
+    const task = this.task;
+    if (task === null) return;
+    const r = this.attempt();
+    if (r === EAGAIN) return;
+    this.task = null;
+    this.settle(task, r);
+  }
+
+  fail(makeError: () => Error): void {
+    const task = this.task;
+    if (task === null) return;
+    this.task = null;
+    task.resume(THROW, makeError());
+  }
+
+  start(task: Task<unknown>): boolean {
+    const r = this.attempt();
+    if (r === EAGAIN) {
+      this.task = task;
+      return false;
+    }
+    const mode = this.outcome(r);
+    task.resumeMode = mode;
+    task.resumeValue = this.value;
+    return true;
+  }
+
+  /** Tries the system call; EAGAIN, or a result for `outcome`. */
+  protected abstract attempt(): number;
+  /** Turns a result into the task's resume value (in `value`); returns the resume mode. */
+  protected abstract outcome(r: number): typeof NEXT | typeof THROW;
+  protected value: unknown = undefined;
+
+  private settle(task: Task<unknown>, r: number): void {
+    const mode = this.outcome(r);
+    const value = this.value;
+    this.value = undefined;
+    task.resume(mode, value);
+  }
+}
+
+class ReadOp extends SocketOp<Uint8Array | null | number> {
+  private buf: Uint8Array = EMPTY;
+  private offset = 0;
+  private length = 0;
+  private copy = false;
+
+  prepare(buf: Uint8Array, offset: number, length: number, copy: boolean): void {
+    this.claim('read');
+    this.buf = buf;
+    this.offset = offset;
+    this.length = length;
+    this.copy = copy;
+  }
+
+  protected attempt(): number {
+    return this.conn.tryRead(this.buf, this.offset, this.length);
+  }
+
+  protected outcome(r: number): typeof NEXT | typeof THROW {
+    const buf = this.buf;
+    this.buf = EMPTY;
+    if (r < 0) {
+      this.value = errnoError(r, 'read');
+      return THROW;
+    }
+    this.value = this.copy ? (r === 0 ? null : buf.slice(0, r)) : r;
+    return NEXT;
+  }
+}
+
+class WriteOp extends SocketOp<void> {
+  private buf: Uint8Array = EMPTY;
+  private offset = 0;
+  private end = 0;
+
+  prepare(buf: Uint8Array, offset: number, length: number): void {
+    this.claim('write');
+    this.buf = buf;
+    this.offset = offset;
+    this.end = offset + length;
+  }
+
+  /** Writes until every byte is taken (returns 0) or the kernel is full (EAGAIN). */
+  protected attempt(): number {
+    while (this.offset < this.end) {
+      const n = this.conn.tryWrite(this.buf, this.offset, this.end - this.offset);
+      if (n < 0) return n;
+      this.offset += n;
+    }
+    return 0;
+  }
+
+  protected outcome(r: number): typeof NEXT | typeof THROW {
+    this.buf = EMPTY;
+    if (r < 0) {
+      this.value = errnoError(r, 'write');
+      return THROW;
+    }
+    this.value = undefined;
+    return NEXT;
+  }
+}
+
+/** Waits for a nonblocking connect to finish: the first writable (or error) edge. */
+class ConnectOp extends SocketOp<void> {
+  private waiting = false;
+  private host = '';
+  private port = 0;
+
+  prepare(host: string, port: number): void {
+    this.claim('connect');
+    this.host = host;
+    this.port = port;
+  }
+
+  override start(task: Task<unknown>): boolean {
+    this.waiting = true;
+    return super.start(task);
+  }
+
+  protected attempt(): number {
+    if (!this.waiting) return EAGAIN;
+    const err = this.conn.sockets.socketError(this.conn.fd);
+    // Still in progress (a HANGUP before the handshake ends would carry an error): keep waiting.
+    if (err === 0 && !this.conn.writableNow()) return EAGAIN;
+    this.waiting = false;
+    return err;
+  }
+
+  protected outcome(r: number): typeof NEXT | typeof THROW {
+    this.value = r < 0 ? errnoError(r, 'connect', this.host, this.port) : undefined;
+    return r < 0 ? THROW : NEXT;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+let scratch = new Uint8Array(DEFAULT_READ_SIZE);
+

@@ -1,0 +1,343 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CancelledError,
+  connect,
+  listen,
+  run,
+  serve,
+  sleep,
+  spawn,
+  type Connection,
+  type Operation,
+  type Server,
+} from '../src/index.js';
+import { BACKENDS } from './helpers.js';
+
+const HOST = '127.0.0.1';
+
+function* echo(conn: Connection): Operation<void> {
+  const buf = new Uint8Array(16 * 1024);
+  for (;;) {
+    const n = yield* conn.readInto(buf);
+    if (n === 0) return;
+    yield* conn.write(buf, 0, n);
+  }
+}
+
+/** Reads until `length` bytes have come, or EOF. */
+function* readExactly(conn: Connection, length: number): Operation<Uint8Array> {
+  const out = new Uint8Array(length);
+  let got = 0;
+  while (got < length) {
+    const n = yield* conn.readInto(out, got, length - got);
+    if (n === 0) break;
+    got += n;
+  }
+  return out.subarray(0, got);
+}
+
+function* readAll(conn: Connection): Operation<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for (;;) {
+    const chunk = yield* conn.read();
+    if (chunk === null) return Buffer.concat(chunks);
+    chunks.push(chunk);
+  }
+}
+
+describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
+  const go = <T>(main: () => Operation<T>) => run(main, { backend });
+
+  it('echoes bytes between connect() and a serve() handler', async () => {
+    const reply = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0 }, echo);
+      expect(server.port).toBeGreaterThan(0);
+      expect(server.address).toBe(HOST);
+      const conn = yield* connect({ host: HOST, port: server.port });
+      expect(conn.remotePort).toBe(server.port);
+      yield* conn.write('hello, coloop');
+      const got = yield* readExactly(conn, 13);
+      conn.close();
+      server.close();
+      return Buffer.from(got).toString();
+    });
+    expect(reply).toBe('hello, coloop');
+  });
+
+  it('accepts with listen()/accept() and reads null at end of stream after end()', async () => {
+    const received = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const client = yield* spawn(function* () {
+        const conn = yield* connect({ port: server.port });
+        yield* conn.write('abc');
+        conn.end();
+        const back = yield* readAll(conn);
+        conn.close();
+        return back.toString();
+      });
+      const conn = yield* server.accept();
+      const data = yield* readAll(conn);
+      // Half-closed: the other direction still works.
+      yield* conn.write(`got ${data.toString()}`);
+      conn.close();
+      server.close();
+      return yield* client;
+    });
+    expect(received).toBe('got abc');
+  });
+
+  it('carries 8 MiB byte-exact through an echo server with a slow reader', async () => {
+    const size = 8 * 1024 * 1024;
+    const payload = new Uint8Array(size);
+    for (let i = 0; i < size; i++) payload[i] = (i * 7 + (i >> 11)) & 0xff;
+    const echoed = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0 }, echo);
+      const conn = yield* connect({ host: HOST, port: server.port });
+      const writer = yield* spawn(function* () {
+        yield* conn.write(payload);
+        conn.end();
+      });
+      const out = new Uint8Array(size);
+      let got = 0;
+      let reads = 0;
+      while (got < size) {
+        const n = yield* conn.readInto(out, got, Math.min(4096, size - got));
+        if (n === 0) break;
+        got += n;
+        if (++reads % 256 === 0) yield* sleep(1);
+      }
+      yield* writer;
+      conn.close();
+      server.close();
+      return out.subarray(0, got);
+    });
+    expect(echoed.length).toBe(size);
+    expect(Buffer.compare(Buffer.from(echoed), Buffer.from(payload))).toBe(0);
+  });
+
+  it('fails connect() to a closed port with ECONNREFUSED, code, errno and syscall', async () => {
+    const err = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const port = server.port;
+      server.close();
+      try {
+        yield* connect({ host: HOST, port });
+      } catch (e) {
+        return e as NodeJS.ErrnoException;
+      }
+      return null;
+    });
+    expect(err?.code).toBe('ECONNREFUSED');
+    expect(err?.syscall).toBe('connect');
+    expect(err?.errno).toBeLessThan(0);
+    expect(err?.message).toContain('127.0.0.1');
+  });
+
+  it('fails listen() on a port in use with EADDRINUSE', async () => {
+    const code = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      try {
+        yield* listen({ host: HOST, port: server.port });
+        return 'no error';
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code;
+      } finally {
+        server.close();
+      }
+    });
+    expect(code).toBe('EADDRINUSE');
+  });
+
+  it('gives a task blocked in accept() a clear error when the server closes, and serve() ends quietly', async () => {
+    const outcome = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const acceptor = yield* spawn(function* () {
+        try {
+          yield* server.accept();
+          return 'accepted';
+        } catch (err) {
+          return (err as NodeJS.ErrnoException).code;
+        }
+      });
+      yield* sleep(1);
+      server.close();
+      const served = yield* serve({ host: HOST, port: 0 }, echo);
+      yield* sleep(1);
+      served.close();
+      return yield* acceptor;
+    });
+    expect(outcome).toBe('ERR_SERVER_CLOSED');
+  });
+
+  it('lets running connections finish after the server closes', async () => {
+    const reply = await go(function* () {
+      let server!: Server;
+      server = yield* serve({ host: HOST, port: 0 }, function* (conn) {
+        server.close();
+        yield* sleep(5);
+        yield* conn.write('still here');
+      });
+      const conn = yield* connect({ host: HOST, port: server.port });
+      const data = yield* readAll(conn);
+      conn.close();
+      return data.toString();
+    });
+    expect(reply).toBe('still here');
+  });
+
+  it('reports a handler error and closes only that connection', async () => {
+    const errors: string[] = [];
+    const replies = await go(function* () {
+      const server = yield* serve(
+        { host: HOST, port: 0, onError: (err) => errors.push((err as Error).message) },
+        function* (conn) {
+          const first = yield* conn.read();
+          if (Buffer.from(first!).toString() === 'boom') throw new Error('handler failed');
+          yield* conn.write('ok');
+        },
+      );
+      const bad = yield* connect({ port: server.port });
+      yield* bad.write('boom');
+      const badReply = yield* readAll(bad);
+      bad.close();
+      const good = yield* connect({ port: server.port });
+      yield* good.write('fine');
+      const goodReply = yield* readAll(good);
+      good.close();
+      server.close();
+      return [badReply.toString(), goodReply.toString()];
+    });
+    expect(replies).toEqual(['', 'ok']);
+    expect(errors).toEqual(['handler failed']);
+  });
+
+  it('rejects a read after close and a write after end with clear errors', async () => {
+    const codes = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0 }, echo);
+      const conn = yield* connect({ port: server.port });
+      conn.end();
+      const out: string[] = [];
+      try {
+        yield* conn.write('x');
+      } catch (err) {
+        out.push((err as NodeJS.ErrnoException).code!);
+      }
+      conn.close();
+      try {
+        yield* conn.read();
+      } catch (err) {
+        out.push((err as NodeJS.ErrnoException).code!);
+      }
+      server.close();
+      return out;
+    });
+    expect(codes).toEqual(['ERR_STREAM_WRITE_AFTER_END', 'ERR_SOCKET_CLOSED']);
+  });
+
+  it('refuses a second concurrent reader on one connection', async () => {
+    const message = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0 }, function* () {
+        yield* sleep(20);
+      });
+      const conn = yield* connect({ port: server.port });
+      const first = yield* spawn(() => conn.read());
+      yield* sleep(1);
+      let msg = '';
+      try {
+        yield* conn.read();
+      } catch (err) {
+        msg = (err as Error).message;
+      }
+      first.cancel();
+      conn.close();
+      server.close();
+      return msg;
+    });
+    expect(message).toMatch(/another task is already waiting to read/);
+  });
+
+  it('removes interest when a task blocked in read, accept or connect is cancelled', async () => {
+    const states = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const conn = yield* spawn(() => connect({ port: server.port }));
+      const accepted = yield* server.accept();
+      const client = yield* conn;
+      const reader = yield* spawn(() => accepted.read());
+      const acceptor = yield* spawn(() => server.accept());
+      yield* sleep(2);
+      reader.cancel();
+      acceptor.cancel();
+      yield* sleep(1);
+      // The interest is gone: the connection can be read again by another task.
+      yield* client.write('after cancel');
+      const chunk = yield* accepted.read();
+      accepted.close();
+      client.close();
+      server.close();
+      return [reader.state, acceptor.state, Buffer.from(chunk!).toString()];
+    });
+    expect(states).toEqual(['cancelled', 'cancelled', 'after cancel']);
+  });
+
+  it('rejects bad options with TypeError and RangeError', async () => {
+    const errors = await go(function* () {
+      const out: string[] = [];
+      for (const attempt of [
+        () => listen({ port: -1 }),
+        () => listen({ port: 70000 }),
+        () => listen({ port: 'x' as never }),
+        () => connect({ host: '' , port: 1 }),
+        () => listen(null as never),
+      ]) {
+        try {
+          yield* attempt();
+          out.push('no error');
+        } catch (err) {
+          out.push((err as Error).name);
+        }
+      }
+      return out;
+    });
+    expect(errors).toEqual(['RangeError', 'RangeError', 'RangeError', 'TypeError', 'TypeError']);
+  });
+
+  it('resolves host names through DNS', async () => {
+    const reply = await go(function* () {
+      const server = yield* serve({ host: 'localhost', port: 0 }, echo);
+      const conn = yield* connect({ host: 'localhost', port: server.port });
+      yield* conn.write('dns');
+      const got = yield* readExactly(conn, 3);
+      conn.close();
+      server.close();
+      return Buffer.from(got).toString();
+    });
+    expect(reply).toBe('dns');
+  });
+
+  it('cancels serve() handlers with their caller', async () => {
+    const log: string[] = [];
+    await go(function* () {
+      const owner = yield* spawn(function* () {
+        const server = yield* serve({ host: HOST, port: 0 }, function* (conn) {
+          try {
+            yield* conn.read();
+          } catch (err) {
+            log.push((err as Error).name);
+            throw err;
+          }
+        });
+        const conn = yield* connect({ port: server.port });
+        yield* sleep(5);
+        return conn;
+      });
+      yield* sleep(20);
+      owner.cancel();
+      try {
+        yield* owner;
+      } catch (err) {
+        expect(err).toBeInstanceOf(CancelledError);
+      }
+    });
+    expect(log).toEqual(['CancelledError']);
+  });
+});
