@@ -15,7 +15,11 @@ import { createRequire } from 'node:module';
 /** Event bits written beside each token by `Poller.wait`. */
 export const READABLE = 1;
 export const WRITABLE = 2;
-/** The peer hung up (EPOLLHUP / EPOLLRDHUP, EV_EOF). */
+/**
+ * The peer hung up (EPOLLHUP / EPOLLRDHUP, EV_EOF). Edge-triggered, it is reported once, usually
+ * with READABLE: after it, read until `read` returns 0. A short read no longer means the socket is
+ * drained, because the end of stream still waits behind the data and no further edge will come.
+ */
 export const HANGUP = 4;
 /** An error is pending on the socket (EPOLLERR, EV_ERROR). */
 export const ERROR = 8;

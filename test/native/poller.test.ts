@@ -95,6 +95,24 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     p.remove(s.server);
   });
 
+  it('reports data and a hangup in one edge, with no further edge for the pending end of stream', async () => {
+    const p = poller();
+    const s = await pair();
+    p.add(s.server, 5);
+    p.wait(0);
+    n.write(s.client, Buffer.from('abc'), 0, 3);
+    n.shutdown(s.client, 1);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(readyTokens(p, p.wait(1000)).get(5)! & (READABLE | HANGUP)).toBe(READABLE | HANGUP);
+    const buf = Buffer.alloc(64);
+    // A short read, yet not drained: the end of stream is still queued...
+    expect(n.read(s.server, buf, 0, buf.length)).toBe(3);
+    // ...and announces itself with no new edge, so a reader that saw HANGUP must read on to 0.
+    expect(p.wait(20)).toBe(0);
+    expect(n.read(s.server, buf, 0, buf.length)).toBe(0);
+    p.remove(s.server);
+  });
+
   it('modify gives a registered fd a new token', async () => {
     const p = poller();
     const s = await pair();
