@@ -136,18 +136,17 @@ JsPoller::JsPoller(const Napi::CallbackInfo& info)
 
 JsPoller::~JsPoller() { Shutdown(false); }
 
+// On failure the constructor throws, and ~Poller closes the kernel object.
 void JsPoller::StartLoopHandles(Napi::Env env) {
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
-    poller_.close();
-    throw CodeError(env, "ERR_INVALID_STATE", "no libuv loop for this environment");
+    throw CodeError(env, "ERR_INVALID_STATE", "No libuv loop for this environment");
   }
   auto* handles = new LoopHandles{};
   int err = uv_poll_init(loop, &handles->poll, poller_.fd());
   if (err != 0) {
     // A failed uv_poll_init leaves the handle unknown to the loop: plain delete is enough.
     delete handles;
-    poller_.close();
     throw ErrnoError(env, err, "uv_poll_init");
   }
   uv_timer_init(loop, &handles->timer);
@@ -157,18 +156,18 @@ void JsPoller::StartLoopHandles(Napi::Env env) {
   handles->open_handles = 2;
   handles_ = handles;
   err = uv_poll_start(&handles->poll, UV_READABLE, OnPollable);
-  if (err == 0) {
-    uv_unref(reinterpret_cast<uv_handle_t*>(&handles->poll));
-    // Worker threads tear down their loop with the environment: the handles must be closed
-    // first, and closing is asynchronous, hence an async cleanup hook (node_api.h, N-API 8).
-    if (napi_add_async_cleanup_hook(env, OnEnvCleanup, handles, &handles->cleanup_hook) != napi_ok) {
-      handles->cleanup_hook = nullptr;
-      err = UV_ENOMEM;
-    }
-  }
   if (err != 0) {
     Shutdown(true);
     throw ErrnoError(env, err, "uv_poll_start");
+  }
+  uv_unref(reinterpret_cast<uv_handle_t*>(&handles->poll));
+  // Worker threads tear down their loop with the environment: the handles must be closed first,
+  // and closing is asynchronous, hence an async cleanup hook (node_api.h, N-API 8). It is
+  // removed in OnHandleClosed.
+  if (napi_add_async_cleanup_hook(env, OnEnvCleanup, handles, &handles->cleanup_hook) != napi_ok) {
+    handles->cleanup_hook = nullptr;
+    Shutdown(true);
+    throw CodeError(env, "ERR_INVALID_STATE", "Cannot register an environment cleanup hook");
   }
 }
 
