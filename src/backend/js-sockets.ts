@@ -31,6 +31,12 @@ const EIO = ERRNO.EIO!;
 
 /** Fake descriptors start above stdio, like the first socket of a process would. */
 const FIRST_FD = 3;
+/**
+ * The emulated kernel send buffer: write() takes at most this much beyond what node:net still
+ * queues. It must be at least node:net's writableHighWaterMark (16 KiB) so that a refused write
+ * always has a 'drain' coming.
+ */
+const SEND_BUFFER_BYTES = 256 * 1024;
 const INT32_MAX = 0x7fffffff;
 
 const kConn = Symbol('coloop.conn');
@@ -422,11 +428,23 @@ export class JsSockets implements SocketApi {
     if (c.writeShut || c.gone) return -EPIPE;
     if (c.connecting || c.writeBlocked) return -EAGAIN;
     if (length === 0) return 0;
+    // Like a kernel send buffer, take at most what fits below the high-water mark: the caller
+    // keeps the rest, and its own flow control (a waiting write, a transport's pauseWriting)
+    // sees the backpressure instead of Node's queue growing with every write.
+    const room = SEND_BUFFER_BYTES - c.socket.writableLength;
+    if (room <= 0) {
+      c.writeBlocked = true;
+      return -EAGAIN;
+    }
+    const take = Math.min(length, room);
     // The caller reuses its buffer as soon as we return: node:net must get its own bytes.
-    const copy = Buffer.allocUnsafe(length);
-    copy.set(offset === 0 && length === buf.length ? buf : buf.subarray(offset, offset + length));
+    const copy = Buffer.allocUnsafe(take);
+    copy.set(buf.subarray(offset, offset + take));
     if (!c.socket.write(copy)) c.writeBlocked = true;
-    return length;
+    // A short write promises a WRITABLE edge later (the caller now waits for one). node:net may
+    // have sent the bytes at once and owe no 'drain': announce the room ourselves.
+    else if (take < length) this.emit(c, WRITABLE);
+    return take;
   }
 
   shutdown(fd: number, how: number): number {
