@@ -1,0 +1,222 @@
+/*
+ * echo_epoll: the physical-limit reference for coloop's echo benchmarks.
+ *
+ * Minimal, single-threaded, level-triggered epoll, nonblocking sockets. Each readable event reads
+ * once into a 64 KiB buffer and writes it straight back; whatever the kernel does not take is kept
+ * per connection, reading stops (EPOLLOUT only) until it is flushed, so partial writes are handled
+ * and a slow reader gets backpressure instead of unbounded memory. Prints "listening on HOST:PORT"
+ * when ready and exits 0 on SIGTERM or SIGINT.
+ *
+ *   cc -O2 -o echo_epoll echo_epoll.c
+ *   ./echo_epoll --port 0 [--host 127.0.0.1] [--backlog 4096]
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define BUF_SIZE (64 * 1024)
+#define MAX_EVENTS 1024
+
+struct conn {
+  char *pending; /* bytes read but not yet written back (NULL: none) */
+  size_t off, len;
+};
+
+static volatile sig_atomic_t stopping = 0;
+static void on_signal(int sig) { (void)sig; stopping = 1; }
+
+static struct conn *conns;
+static size_t nconns;
+static int ep;
+
+static void die(const char *what) {
+  perror(what);
+  exit(1);
+}
+
+static struct conn *conn_for(int fd) {
+  if ((size_t)fd >= nconns) {
+    size_t n = nconns ? nconns : 1024;
+    while (n <= (size_t)fd) n *= 2;
+    struct conn *grown = realloc(conns, n * sizeof *conns);
+    if (!grown) die("realloc");
+    memset(grown + nconns, 0, (n - nconns) * sizeof *conns);
+    conns = grown;
+    nconns = n;
+  }
+  return &conns[fd];
+}
+
+static void close_conn(int fd) {
+  struct conn *c = conn_for(fd);
+  free(c->pending);
+  c->pending = NULL;
+  c->off = c->len = 0;
+  close(fd); /* also removes it from the epoll set */
+}
+
+static void set_events(int fd, unsigned events) {
+  struct epoll_event ev = {.events = events, .data.fd = fd};
+  if (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) < 0) die("epoll_ctl MOD");
+}
+
+/* Writes as much of buf as the socket takes; keeps the rest. Returns -1 if the connection died. */
+static int send_or_keep(int fd, struct conn *c, const char *buf, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = write(fd, buf + done, len - done);
+    if (n > 0) {
+      done += (size_t)n;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      size_t rest = len - done;
+      char *keep = malloc(rest);
+      if (!keep) die("malloc");
+      memcpy(keep, buf + done, rest);
+      c->pending = keep;
+      c->off = 0;
+      c->len = rest;
+      set_events(fd, EPOLLOUT); /* stop reading until the backlog is flushed */
+      return 0;
+    } else {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void on_writable(int fd, struct conn *c) {
+  while (c->off < c->len) {
+    ssize_t n = write(fd, c->pending + c->off, c->len - c->off);
+    if (n > 0) {
+      c->off += (size_t)n;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return; /* still EPOLLOUT */
+    } else {
+      close_conn(fd);
+      return;
+    }
+  }
+  free(c->pending);
+  c->pending = NULL;
+  c->off = c->len = 0;
+  set_events(fd, EPOLLIN | EPOLLRDHUP);
+}
+
+static void on_readable(int fd, char *buf) {
+  struct conn *c = conn_for(fd);
+  ssize_t n = read(fd, buf, BUF_SIZE);
+  if (n > 0) {
+    if (send_or_keep(fd, c, buf, (size_t)n) < 0) close_conn(fd);
+  } else if (n == 0) {
+    close_conn(fd); /* end of stream: everything read has been echoed (or is lost with the peer) */
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    close_conn(fd);
+  }
+}
+
+static void accept_all(int lfd) {
+  for (;;) {
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) perror("accept4");
+      return; /* EAGAIN, or EMFILE & co.: level-triggered, the next wait retries */
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    conn_for(fd);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fd};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+      perror("epoll_ctl ADD");
+      close(fd);
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  const char *host = "127.0.0.1";
+  int port = 0, backlog = 4096;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--port") && i + 1 < argc) port = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--host") && i + 1 < argc) host = argv[++i];
+    else if (!strcmp(argv[i], "--backlog") && i + 1 < argc) backlog = atoi(argv[++i]);
+    else {
+      fprintf(stderr, "usage: %s --port P [--host H] [--backlog N]\n", argv[0]);
+      return 2;
+    }
+  }
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait returns EINTR */
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (lfd < 0) die("socket");
+  int one = 1;
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+  if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+    fprintf(stderr, "echo_epoll: not an IPv4 address: %s\n", host);
+    return 2;
+  }
+  if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0) die("bind");
+  if (listen(lfd, backlog) < 0) die("listen");
+  socklen_t alen = sizeof addr;
+  getsockname(lfd, (struct sockaddr *)&addr, &alen);
+
+  ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) die("epoll_create1");
+  struct epoll_event lev = {.events = EPOLLIN, .data.fd = lfd};
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev) < 0) die("epoll_ctl listen");
+
+  char ip[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof ip);
+  printf("listening on %s:%d\n", ip, ntohs(addr.sin_port));
+  fflush(stdout);
+
+  static char buf[BUF_SIZE];
+  struct epoll_event events[MAX_EVENTS];
+  while (!stopping) {
+    int n = epoll_wait(ep, events, MAX_EVENTS, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die("epoll_wait");
+    }
+    for (int i = 0; i < n; i++) {
+      int fd = events[i].data.fd;
+      unsigned ev = events[i].events;
+      if (fd == lfd) {
+        accept_all(lfd);
+        continue;
+      }
+      struct conn *c = conn_for(fd);
+      if (c->pending) {
+        if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_writable(fd, c);
+      } else if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
+        on_readable(fd, buf);
+      }
+    }
+  }
+  for (size_t fd = 0; fd < nconns; fd++) free(conns[fd].pending);
+  free(conns);
+  close(ep);
+  close(lfd);
+  return 0;
+}

@@ -1,0 +1,255 @@
+/*
+ * load_epoll: a C load client for the echo benchmarks, with the same arguments and JSON output as
+ * `coloop load`. The suite uses it with `--client c` to check that the Node client is not what
+ * limits a cell (a C client needs a fraction of the CPU per message).
+ *
+ *   load_epoll --host H --port P --conns N --size B --duration S [--pipeline D] [--json]
+ *
+ * Each connection keeps D messages of B bytes in flight: a message counts (and its latency is
+ * taken) once B echoed bytes are back; then the next is sent. Single-threaded, level-triggered
+ * epoll, nonblocking. Connects at most 500 at a time; gives up on connecting after 20 s.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HBUCKETS (2048 + 40 * 1024)
+static double hist[HBUCKETS];
+static double hist_n;
+
+static void record(double us) {
+  uint64_t v = us < 0 ? 0 : (uint64_t)us;
+  size_t i;
+  if (v < 2048) i = (size_t)v;
+  else {
+    int msb = 63 - __builtin_clzll(v);
+    i = 2048 + (size_t)(msb - 11) * 1024 + (size_t)((v >> (msb - 10)) & 1023);
+  }
+  if (i >= HBUCKETS) i = HBUCKETS - 1;
+  hist[i]++;
+  hist_n++;
+}
+
+static double bucket_value(size_t i) {
+  if (i < 2048) return (double)i;
+  size_t k = i - 2048;
+  int msb = 11 + (int)(k / 1024);
+  return (double)(1024 + k % 1024) * (double)(1ULL << (msb - 10));
+}
+
+static void print_pct(const char *name, double p, int last) {
+  if (hist_n == 0) {
+    printf("\"%s\":null%s", name, last ? "" : ",");
+    return;
+  }
+  double target = hist_n * p, acc = 0;
+  if (target < 1) target = 1;
+  for (size_t i = 0; i < HBUCKETS; i++) {
+    acc += hist[i];
+    if (acc >= target - 1e-9) {
+      printf("\"%s\":%.0f%s", name, bucket_value(i), last ? "" : ",");
+      return;
+    }
+  }
+  printf("\"%s\":null%s", name, last ? "" : ",");
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+enum { CONNECTING, RUNNING, DEAD };
+
+struct conn {
+  int fd, state;
+  size_t got;       /* echoed bytes of the current message so far */
+  int in_flight;
+  int head, tail;   /* ring of send times */
+  double *sent;
+  size_t wpend;     /* bytes of the payload still to write */
+};
+
+static int conns = 100, depth = 1, ep;
+static size_t size = 64;
+static char *payload;
+static int measuring = 0, stopped = 0;
+static double messages = 0, bytes = 0;
+static long errors = 0, connect_failures = 0;
+
+static void kill_conn(struct conn *c, int is_error) {
+  if (c->state == DEAD) return;
+  if (is_error && !stopped) errors++;
+  c->state = DEAD;
+  close(c->fd);
+}
+
+static void flush_writes(struct conn *c) {
+  while (c->wpend > 0) {
+    ssize_t n = write(c->fd, payload, c->wpend); /* payload is uniform: any slice will do */
+    if (n > 0) c->wpend -= (size_t)n;
+    else if (n < 0 && errno == EINTR) continue;
+    else if (n < 0 && errno == EAGAIN) {
+      struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+      epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+      return;
+    } else {
+      kill_conn(c, 1);
+      return;
+    }
+  }
+}
+
+static void send_msgs(struct conn *c, int k) {
+  double t = now_s();
+  for (int j = 0; j < k; j++) {
+    c->sent[c->tail] = t;
+    c->tail = (c->tail + 1) % depth;
+  }
+  c->in_flight += k;
+  int was_idle = c->wpend == 0;
+  c->wpend += (size_t)k * size;
+  if (was_idle) flush_writes(c);
+}
+
+int main(int argc, char **argv) {
+  const char *host = "127.0.0.1";
+  int port = 0;
+  double duration = 5;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--host") && i + 1 < argc) host = argv[++i];
+    else if (!strcmp(argv[i], "--port") && i + 1 < argc) port = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--conns") && i + 1 < argc) conns = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = (size_t)atol(argv[++i]);
+    else if (!strcmp(argv[i], "--duration") && i + 1 < argc) duration = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--pipeline") && i + 1 < argc) depth = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--json")) { /* always JSON */ }
+    else {
+      fprintf(stderr, "usage: %s --host H --port P --conns N --size B --duration S [--pipeline D] [--json]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (conns < 1 || size < 1 || depth < 1 || port < 1) {
+    fprintf(stderr, "load_epoll: bad arguments\n");
+    return 2;
+  }
+  /* Big enough that one write() can cover a whole pipeline's worth. */
+  size_t plen = size * (size_t)depth;
+  payload = malloc(plen);
+  memset(payload, 'x', plen);
+  struct conn *cs = calloc((size_t)conns, sizeof *cs);
+  static char rbuf[256 * 1024];
+  ep = epoll_create1(0);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+  inet_pton(AF_INET, host, &addr.sin_addr);
+
+  /* Connect, at most 500 handshakes at a time. */
+  int next = 0, pending = 0, up = 0;
+  double give_up = now_s() + 20;
+  struct epoll_event evs[1024];
+  while ((next < conns || pending > 0) && now_s() < give_up) {
+    while (pending < 500 && next < conns) {
+      struct conn *c = &cs[next++];
+      c->sent = calloc((size_t)depth, sizeof(double));
+      c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      if (c->fd < 0) { connect_failures++; c->state = DEAD; continue; }
+      int one = 1;
+      setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      struct linger lg = {1, 0}; /* RST on close: no TIME_WAIT pile-up across runs */
+      setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      int r = connect(c->fd, (struct sockaddr *)&addr, sizeof addr);
+      if (r < 0 && errno != EINPROGRESS) { connect_failures++; close(c->fd); c->state = DEAD; continue; }
+      c->state = CONNECTING;
+      struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+      epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+      pending++;
+    }
+    int n = epoll_wait(ep, evs, 1024, 100);
+    for (int i = 0; i < n; i++) {
+      struct conn *c = evs[i].data.ptr;
+      if (c->state != CONNECTING) continue;
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      pending--;
+      if (err) { connect_failures++; close(c->fd); c->state = DEAD; continue; }
+      c->state = RUNNING;
+      up++;
+      struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+      epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+    }
+  }
+  for (int i = 0; i < conns; i++)
+    if (cs[i].state == CONNECTING) { connect_failures++; close(cs[i].fd); cs[i].state = DEAD; }
+
+  struct rusage ru0, ru1;
+  getrusage(RUSAGE_SELF, &ru0);
+  double t0 = now_s(), end = t0 + duration;
+  measuring = 1;
+  for (int i = 0; i < conns; i++)
+    if (cs[i].state == RUNNING) send_msgs(&cs[i], depth);
+  for (;;) {
+    double left = end - now_s();
+    if (left <= 0) break;
+    int n = epoll_wait(ep, evs, 1024, (int)(left * 1000) + 1);
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < n; i++) {
+      struct conn *c = evs[i].data.ptr;
+      if (c->state != RUNNING) continue;
+      if (evs[i].events & EPOLLOUT) {
+        flush_writes(c);
+        if (c->state == RUNNING && c->wpend == 0) {
+          struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+          epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+        }
+      }
+      if (!(evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) || c->state != RUNNING) continue;
+      ssize_t r = read(c->fd, rbuf, sizeof rbuf);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) { kill_conn(c, 1); continue; }
+      if (r < 0) continue;
+      c->got += (size_t)r;
+      int done = 0;
+      double t = now_s();
+      while (c->got >= size && c->in_flight > 0) {
+        c->got -= size;
+        c->in_flight--;
+        if (measuring) {
+          record((t - c->sent[c->head]) * 1e6);
+          messages++;
+          bytes += (double)size;
+        }
+        c->head = (c->head + 1) % depth;
+        done++;
+      }
+      if (done > 0) send_msgs(c, done);
+    }
+  }
+  double elapsed = now_s() - t0;
+  measuring = 0;
+  stopped = 1;
+  getrusage(RUSAGE_SELF, &ru1);
+  double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
+               (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) + (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+  for (int i = 0; i < conns; i++) kill_conn(&cs[i], 0);
+  printf("{\"conns\":%d,\"size\":%zu,\"pipeline\":%d,\"duration\":%.6f,\"messages\":%.0f,\"bytes\":%.0f,"
+         "\"msgsPerSec\":%.3f,\"mbPerSec\":%.6f,\"latencyUs\":{",
+         conns, size, depth, elapsed, messages, bytes, messages / elapsed, bytes / elapsed / 1e6);
+  print_pct("p50", 0.5, 0);
+  print_pct("p99", 0.99, 0);
+  print_pct("p999", 0.999, 1);
+  printf("},\"errors\":%ld,\"connectFailures\":%ld,\"clientCpuSec\":%.6f,\"client\":\"c\"}\n", errors, connect_failures, cpu);
+  (void)up;
+  return 0;
+}

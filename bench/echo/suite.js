@@ -1,0 +1,434 @@
+#!/usr/bin/env node
+// coloop echo benchmark suite: echo servers driven by one load client in a separate process.
+//
+//   node bench/echo/suite.js              full matrix (~10-15 min on 2 cores)
+//   node bench/echo/suite.js --headline   headline subset (~2 min)
+//   node bench/echo/suite.js --smoke      1 round x 1 s x 1 scenario x 2 servers (tests)
+//
+// Options: --rounds N  --duration S (per round)  --warmup S  --servers a,b  --scenarios a,b
+//          --client c|cli  --cli dist|stub  --out DIR  --no-progress  --list
+//
+// Fairness: the server is pinned to core 0 and the client to core 1 (taskset, when it exists);
+// servers are alternated round by round (the order rotates each round); every server gets the same
+// client, warm-up and duration; ratios are taken between medians of the same run. The C server
+// (bench/echo/c/echo_epoll.c, built here with cc -O2) is the physical-limit reference.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { renderMarkdown, renderSvg, summarize } from './report.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const buildDir = path.join(here, 'build');
+const HOST = '127.0.0.1';
+const FD_LIMIT = 20000;
+const PY = '/usr/bin/python3';
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+function parseArgs(argv) {
+  const o = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const key = a.slice(2);
+    if (['headline', 'smoke', 'no-progress', 'list', 'help'].includes(key)) o[key] = true;
+    else if (i + 1 < argv.length) o[key] = argv[++i];
+    else throw new Error(`${a} needs a value`);
+  }
+  return o;
+}
+
+const SCENARIOS = [
+  { id: 'c100-64', label: '100 conns × 64 B', conns: 100, size: 64, pipeline: 1 },
+  { id: 'c100-1k', label: '100 conns × 1 KiB', conns: 100, size: 1024, pipeline: 1 },
+  { id: 'c100-16k', label: '100 conns × 16 KiB', conns: 100, size: 16384, pipeline: 1 },
+  { id: 'c10k-64', label: '10,000 conns × 64 B', conns: 10000, size: 64, pipeline: 1 },
+  { id: 'c100-64-p8', label: '100 conns × 64 B, 8 in flight', conns: 100, size: 64, pipeline: 8 },
+];
+
+function serverDefs(cli) {
+  const node = process.execPath;
+  return [
+    { id: 'c', label: 'C epoll (reference)', cmd: [path.join(buildDir, 'echo_epoll'), '--host', HOST, '--port', '0'] },
+    { id: 'native', label: 'coloop native (serve)', cmd: [...cli.cmd, 'serve', '--host', HOST, '--port', '0', '--backend', 'native'] },
+    { id: 'native-protocol', label: 'coloop native (Protocol)', cmd: [...cli.cmd, 'serve', '--host', HOST, '--port', '0', '--backend', 'native', '--protocol'] },
+    { id: 'js', label: 'coloop js (pure-JS selector)', cmd: [...cli.cmd, 'serve', '--host', HOST, '--port', '0', '--backend', 'js'] },
+    { id: 'node-pipe', label: 'node:net pipe', cmd: [node, path.join(here, 'node_echo.js'), '--host', HOST, '--port', '0', '--mode', 'pipe'] },
+    { id: 'node-data', label: "node:net on('data')", cmd: [node, path.join(here, 'node_echo.js'), '--host', HOST, '--port', '0', '--mode', 'data'] },
+    { id: 'asyncio', label: 'Python asyncio', cmd: [PY, path.join(here, 'python/asyncio_echo.py'), '--host', HOST, '--port', '0'], python: true },
+    { id: 'uvloop', label: 'Python uvloop', cmd: [PY, path.join(here, 'python/asyncio_echo.py'), '--host', HOST, '--port', '0', '--uvloop'], python: true, uvloop: true },
+  ];
+}
+
+const HEADLINE = { servers: ['c', 'native', 'native-protocol', 'js', 'node-pipe'], scenarios: ['c100-64', 'c10k-64', 'c100-64-p8'], rounds: 3, duration: 2, warmup: 0.5 };
+const FULL = { servers: SERVERS_ALL(), scenarios: SCENARIOS.map((s) => s.id), rounds: 3, duration: 5, warmup: 1 };
+const SMOKE = { servers: ['c', 'node-pipe'], scenarios: ['c100-64'], rounds: 1, duration: 1, warmup: 0.2 };
+function SERVERS_ALL() {
+  return ['c', 'native', 'native-protocol', 'js', 'node-pipe', 'node-data', 'asyncio', 'uvloop'];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: every one is tracked and killed (with its process group) on any exit path.
+
+const children = new Set();
+
+function killChild(child, signal = 'SIGKILL') {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal); // its own process group (spawned detached)
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {}
+  }
+}
+
+function killAll() {
+  for (const c of children) killChild(c);
+  children.clear();
+}
+
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    killAll();
+    process.stderr.write(`\nbench: ${sig}, children stopped\n`);
+    process.exit(130);
+  });
+}
+process.on('uncaughtException', (err) => {
+  killAll();
+  console.error(err);
+  process.exit(1);
+});
+
+const hasTaskset = spawnSync('sh', ['-c', 'command -v taskset'], { stdio: 'ignore' }).status === 0;
+const cpus = os.cpus().length;
+const SERVER_CORE = 0;
+const CLIENT_CORE = cpus > 1 ? 1 : 0;
+
+/** `sh -c 'ulimit -n 20000; exec taskset -c CORE cmd...'`: same pid all the way down. */
+function wrap(cmd, core) {
+  const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
+  const pin = hasTaskset ? `taskset -c ${core} ` : '';
+  return ['sh', ['-c', `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n $(ulimit -Hn); exec ${pin}${cmd.map(q).join(' ')}`]];
+}
+
+function track(child) {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+/** Starts a server and resolves once it printed "listening on HOST:PORT". */
+function startServer(def) {
+  const [file, args] = wrap(def.cmd, SERVER_CORE);
+  const child = track(spawn(file, args, { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => {
+    if (err.length < 4096) err += d;
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`${def.id}: no "listening on" line within 20 s`)), 20_000);
+    const fail = (e) => {
+      clearTimeout(timer);
+      killChild(child);
+      e.message += err ? `\n  stderr: ${err.trim().split('\n').slice(-5).join('\n  ')}` : '';
+      reject(e);
+    };
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on (\S+):(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout.removeAllListeners('data');
+        child.stdout.resume();
+        resolve({ child, port: Number(m[2]), banner: out.split('\n')[0].trim(), stderr: () => err });
+      }
+    });
+    child.on('exit', (code, sig) => fail(new Error(`${def.id}: exited (${code ?? sig}) before listening`)));
+    child.on('error', fail);
+  });
+}
+
+/** SIGTERM, then SIGKILL after 3 s. Resolves with the exit code (or signal name). */
+function stopServer(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode ?? child.signalCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => killChild(child), 3000);
+    child.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      resolve(code ?? sig);
+    });
+    try {
+      process.kill(child.pid, 'SIGTERM');
+    } catch {}
+  });
+}
+
+/** Runs the load client once; resolves with its JSON. Killed if it overruns. */
+function runClient(client, port, sc, duration) {
+  const cmd = [...client.cmd, 'load', '--host', HOST, '--port', String(port), '--conns', String(sc.conns), '--size', String(sc.size),
+    '--duration', String(duration), '--pipeline', String(sc.pipeline), '--json'];
+  if (client.kind === 'c') cmd.splice(client.cmd.length, 1); // load_epoll takes no subcommand
+  const [file, args] = wrap(cmd, CLIENT_CORE);
+  const child = track(spawn(file, args, { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => {
+    if (err.length < 4096) err += d;
+  });
+  const limit = (duration + 40) * 1000;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      killChild(child);
+      reject(new Error(`load client ran past ${limit / 1000} s`));
+    }, limit);
+    child.on('exit', (code, sig) => {
+      clearTimeout(timer);
+      const line = out.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+      if (!line) return reject(new Error(`load client exited (${code ?? sig}) without JSON${err ? `: ${err.trim().split('\n').slice(-3).join(' | ')}` : ''}`));
+      try {
+        resolve(JSON.parse(line));
+      } catch (e) {
+        reject(new Error(`load client printed bad JSON: ${line.slice(0, 200)}`));
+      }
+    });
+    child.on('error', reject);
+  });
+}
+
+// /proc readings of the server process.
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+function procCpuSec(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from #3 (state) on
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // #14 utime, #15 stime
+  } catch {
+    return null;
+  }
+}
+function procMemKiB(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const get = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
+    return { hwm: get('VmHWM'), rss: get('VmRSS') };
+  } catch {
+    return { hwm: null, rss: null };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Build and detection
+
+function buildC() {
+  mkdirSync(buildDir, { recursive: true });
+  const cc = process.env.CC || 'cc';
+  for (const name of ['echo_epoll', 'load_epoll']) {
+    const src = path.join(here, 'c', `${name}.c`);
+    const bin = path.join(buildDir, name);
+    if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) continue;
+    const r = spawnSync(cc, ['-O2', '-Wall', '-o', bin, src], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`building ${name} failed (${cc} -O2): ${r.stderr || r.error}`);
+  }
+}
+
+function detectCli(choice) {
+  const dist = path.join(root, 'dist', 'cli.js');
+  if (choice !== 'stub' && existsSync(dist)) return { kind: 'dist', cmd: [process.execPath, dist], label: 'node dist/cli.js' };
+  if (choice === 'dist') throw new Error('dist/cli.js not found: run npm run build');
+  return { kind: 'stub', cmd: [process.execPath, path.join(here, 'stub-cli.js')], label: 'node bench/echo/stub-cli.js (stand-in for the CLI)' };
+}
+
+function detectPython() {
+  const py = spawnSync(PY, ['-c', 'import asyncio'], { stdio: 'ignore' }).status === 0;
+  const uv = py && spawnSync(PY, ['-c', 'import uvloop'], { stdio: 'ignore' }).status === 0;
+  return { asyncio: py, uvloop: uv };
+}
+
+function coloopBuilt() {
+  return existsSync(path.join(root, 'dist', 'index.js'));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress
+
+function progress(enabled) {
+  const tty = process.stderr.isTTY;
+  const t0 = Date.now();
+  let lastLine = 0;
+  return {
+    update(done, total, what, etaSec) {
+      if (!enabled) return;
+      const width = 30;
+      const filled = Math.round((done / total) * width);
+      const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
+      const el = Math.round((Date.now() - t0) / 1000);
+      const eta = etaSec !== undefined ? ` ~${Math.max(0, Math.round(etaSec))} s left` : '';
+      const line = `[${bar}] ${done}/${total} ${el} s${eta}  ${what}`;
+      if (tty) process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns || 120) - 1)}`);
+      else if (Date.now() - lastLine > 10_000 || done === total) {
+        lastLine = Date.now();
+        process.stderr.write(line + '\n');
+      }
+    },
+    note(msg) {
+      if (tty && enabled) process.stderr.write('\r\x1b[K');
+      process.stderr.write(msg + '\n');
+    },
+    end() {
+      if (tty && enabled) process.stderr.write('\n');
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  if (o.help) {
+    console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 12).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+    return;
+  }
+  const mode = o.smoke ? 'smoke' : o.headline ? 'headline' : 'full';
+  const base = mode === 'smoke' ? SMOKE : mode === 'headline' ? HEADLINE : FULL;
+  const rounds = Number(o.rounds ?? base.rounds);
+  const duration = Number(o.duration ?? base.duration);
+  const warmup = Number(o.warmup ?? base.warmup);
+  const outDir = path.resolve(o.out ?? path.join(root, 'bench', 'results'));
+  if (!(rounds >= 1 && duration > 0 && warmup >= 0)) throw new Error('--rounds >= 1, --duration > 0, --warmup >= 0');
+
+  const notes = [];
+  buildC();
+  const cli = detectCli(o.cli);
+  const clientKind = o.client ?? 'c';
+  if (!['c', 'cli'].includes(clientKind)) throw new Error('--client is c or cli');
+  const client = clientKind === 'c'
+    ? { kind: 'c', cmd: [path.join(buildDir, 'load_epoll')], label: 'bench/echo/build/load_epoll (C, epoll)' }
+    : { kind: 'cli', cmd: cli.cmd, label: `${cli.label} load` };
+  if (cli.kind === 'stub') notes.push('dist/cli.js was not built: coloop servers ran under bench/echo/stub-cli.js (same arguments, same echo code paths).');
+  if (!hasTaskset) notes.push('taskset not found: server and client were not pinned to separate cores.');
+  if (cpus < 2) notes.push('one CPU: server and client share it.');
+
+  const py = detectPython();
+  const defs = serverDefs(cli);
+  const wanted = (o.servers ? o.servers.split(',') : base.servers).map((s) => s.trim());
+  const servers = [];
+  for (const id of wanted) {
+    const def = defs.find((d) => d.id === id);
+    if (!def) throw new Error(`unknown server ${id} (one of ${defs.map((d) => d.id).join(', ')})`);
+    if (def.python && !py.asyncio) {
+      notes.push(`${def.label}: skipped, ${PY} not found.`);
+      continue;
+    }
+    if (def.uvloop && !py.uvloop) {
+      notes.push(`${def.label}: skipped, uvloop not installed for ${PY} (Debian: apt-get install python3-uvloop).`);
+      continue;
+    }
+    if (def.cmd.includes('serve') && !coloopBuilt()) {
+      notes.push(`${def.label}: skipped, dist/ is not built (npm run build).`);
+      continue;
+    }
+    servers.push(def);
+  }
+  const scenarios = (o.scenarios ? o.scenarios.split(',') : base.scenarios).map((id) => {
+    const sc = SCENARIOS.find((s) => s.id === id.trim());
+    if (!sc) throw new Error(`unknown scenario ${id} (one of ${SCENARIOS.map((s) => s.id).join(', ')})`);
+    return sc;
+  });
+  if (o.list) {
+    console.log('servers:', servers.map((s) => s.id).join(', '), '\nscenarios:', scenarios.map((s) => s.id).join(', '), '\nnotes:', notes.join(' '));
+    return;
+  }
+  if (!servers.some((s) => s.id === 'c')) notes.push('The C reference was not run: fractions of it are not reported.');
+
+  const prog = progress(!o['no-progress']);
+  for (const n of notes) prog.note(`bench: ${n}`);
+  prog.note(`bench: ${mode}: ${servers.length} servers × ${scenarios.length} scenarios × ${rounds} rounds, ${warmup} s warm-up + ${duration} s each; client: ${client.label}; pinning: ${hasTaskset ? `server core ${SERVER_CORE}, client core ${CLIENT_CORE}` : 'none'}`);
+
+  const runs = [];
+  const total = servers.length * scenarios.length * rounds;
+  let done = 0;
+  const started = Date.now();
+  for (const sc of scenarios) {
+    for (let r = 0; r < rounds; r++) {
+      // A/B alternation: the order rotates each round, so no server always follows the same one.
+      const order = servers.map((_, i) => servers[(i + r) % servers.length]);
+      for (const def of order) {
+        const perCell = done > 0 ? (Date.now() - started) / 1000 / done : warmup + duration + 1;
+        prog.update(done, total, `${sc.label} · ${def.label} · round ${r + 1}/${rounds}`, perCell * (total - done));
+        runs.push(await runCell(def, sc, r, { client, duration, warmup }, prog));
+        done++;
+      }
+    }
+  }
+  prog.update(done, total, 'done', 0);
+  prog.end();
+
+  const results = {
+    version: 1,
+    kind: 'coloop-echo-bench',
+    mode,
+    date: new Date().toISOString(),
+    wallSec: (Date.now() - started) / 1000,
+    machine: { cpus, model: os.cpus()[0]?.model ?? '', kernel: os.release(), node: process.version, loadavg: os.loadavg(), taskset: hasTaskset, serverCore: SERVER_CORE, clientCore: CLIENT_CORE },
+    config: { rounds, duration, warmup, host: HOST, fdLimit: FD_LIMIT },
+    client: { kind: client.kind, label: client.label },
+    cli: { kind: cli.kind, label: cli.label },
+    notes,
+    servers: servers.map(({ id, label }) => ({ id, label })),
+    scenarios,
+    runs,
+  };
+  results.summary = summarize(results);
+  mkdirSync(outDir, { recursive: true });
+  const day = results.date.slice(0, 10);
+  const jsonName = mode === 'full' ? `${day}.json` : `${day}-${mode}.json`;
+  const md = renderMarkdown(results);
+  writeFileSync(path.join(outDir, jsonName), JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(path.join(outDir, 'latest.md'), md);
+  writeFileSync(path.join(outDir, 'latest.svg'), renderSvg(results));
+  process.stdout.write('\n' + md + '\n');
+  const rel = (f) => path.relative(process.cwd(), path.join(outDir, f));
+  process.stdout.write(`Results: ${rel(jsonName)}, ${rel('latest.md')}, ${rel('latest.svg')}\n`);
+}
+
+async function runCell(def, sc, round, { client, duration, warmup }, prog) {
+  const rec = { server: def.id, scenario: sc.id, round };
+  let srv;
+  try {
+    srv = await startServer(def);
+    rec.banner = srv.banner;
+    if (warmup > 0) await runClient(client, srv.port, sc, warmup);
+    const cpu0 = procCpuSec(srv.child.pid);
+    const res = await runClient(client, srv.port, sc, duration);
+    const cpu1 = procCpuSec(srv.child.pid);
+    const mem = procMemKiB(srv.child.pid);
+    rec.result = res;
+    rec.serverCpuSec = cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null;
+    rec.serverRssPeakKiB = mem.hwm;
+    rec.serverRssKiB = mem.rss;
+    if (srv.child.exitCode !== null || srv.child.signalCode !== null) rec.error = `server died during the run (${srv.child.exitCode ?? srv.child.signalCode})`;
+    if (res.connectFailures > 0 || res.errors > 0) prog.note(`bench: ${def.id} ${sc.id} round ${round + 1}: ${res.connectFailures} connect failures, ${res.errors} errors`);
+  } catch (err) {
+    rec.error = String(err.message ?? err);
+    prog.note(`bench: ${def.id} ${sc.id} round ${round + 1} failed: ${rec.error}`);
+  } finally {
+    if (srv) rec.serverExit = await stopServer(srv.child);
+  }
+  return rec;
+}
+
+main().catch((err) => {
+  killAll();
+  console.error(`bench: ${err.stack ?? err}`);
+  process.exit(1);
+});
