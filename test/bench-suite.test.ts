@@ -1,0 +1,135 @@
+// Smoke test of the echo benchmark suite (bench/echo): the C reference server builds and echoes
+// byte-exactly through backpressure, and the suite's tiny mode produces well-formed JSON, Markdown
+// and SVG. Speed is never asserted here.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = new URL('..', import.meta.url).pathname;
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'coloop-bench-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Checks that tags nest and close (enough for our hand-written SVG). */
+function wellFormedXml(text: string): boolean {
+  const stack: string[] = [];
+  const body = text.replace(/<\?xml[^>]*\?>/, '').replace(/<!--[\s\S]*?-->/g, '');
+  for (const m of body.matchAll(/<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>/g)) {
+    const [, close, name, , selfClose] = m;
+    if (selfClose) continue;
+    if (close) {
+      if (stack.pop() !== name) return false;
+    } else stack.push(name!);
+  }
+  // nothing that looks like a tag was left unparsed
+  const stray = body.replace(/<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>/g, '');
+  return stack.length === 0 && !stray.includes('<');
+}
+
+describe('C reference echo server', () => {
+  const bin = path.join(tmp, 'echo_epoll');
+  beforeAll(() => {
+    const r = spawnSync('cc', ['-O2', '-Wall', '-Werror', '-o', bin, path.join(root, 'bench/echo/c/echo_epoll.c')], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+  });
+
+  it('echoes 8 MiB byte-exactly through partial writes, and exits 0 on SIGTERM', async () => {
+    const server = spawn(bin, ['--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        server.stdout!.on('data', (d) => {
+          out += d;
+          const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        server.on('exit', (code) => reject(new Error(`exited ${code}`)));
+      });
+      const size = 8 * 1024 * 1024;
+      const data = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) data[i] = (i * 7 + (i >> 13)) & 0xff;
+      const sock = net.connect({ host: '127.0.0.1', port });
+      await new Promise((r) => sock.once('connect', r));
+      // Write everything before reading anything: the server's writes fill our receive buffer
+      // and come back short, so it must keep the rest and stop reading until it drains.
+      sock.pause();
+      sock.write(data);
+      await new Promise((r) => setTimeout(r, 300));
+      const chunks: Buffer[] = [];
+      let got = 0;
+      await new Promise<void>((resolve, reject) => {
+        sock.on('data', (d: Buffer) => {
+          chunks.push(d);
+          got += d.length;
+          if (got >= size) resolve();
+        });
+        sock.on('error', reject);
+        sock.resume();
+      });
+      sock.destroy();
+      expect(Buffer.concat(chunks).equals(data)).toBe(true);
+      const code = await new Promise<number | null>((resolve) => {
+        server.once('exit', (c) => resolve(c));
+        server.kill('SIGTERM');
+      });
+      expect(code).toBe(0);
+    } finally {
+      if (server.exitCode === null) server.kill('SIGKILL');
+    }
+  });
+});
+
+describe('bench/echo/suite.js --smoke', () => {
+  const out = path.join(tmp, 'results');
+  let run: ReturnType<typeof spawnSync>;
+  beforeAll(() => {
+    run = spawnSync(process.execPath, ['bench/echo/suite.js', '--smoke', '--out', out, '--no-progress'], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 50_000,
+    });
+  }, 55_000);
+
+  it('exits 0 and prints the Markdown table', () => {
+    expect(run.status, String(run.stderr)).toBe(0);
+    expect(String(run.stdout)).toContain('| server | msgs/s (min–max)');
+  });
+
+  it('writes a dated JSON file with a result per server, a clean server exit and a summary', () => {
+    const files = readdirSync(out);
+    const json = files.find((f) => /^\d{4}-\d{2}-\d{2}-smoke\.json$/.test(f));
+    expect(json, files.join(', ')).toBeDefined();
+    const results = JSON.parse(readFileSync(path.join(out, json!), 'utf8'));
+    expect(results.kind).toBe('coloop-echo-bench');
+    expect(results.servers.map((s: { id: string }) => s.id)).toEqual(['c', 'node-pipe']);
+    expect(results.runs).toHaveLength(2);
+    for (const r of results.runs) {
+      expect(r.error).toBeUndefined();
+      expect(r.result.messages).toBeGreaterThan(0);
+      expect(r.result.latencyUs.p99).toBeGreaterThan(0);
+      expect(r.result.connectFailures).toBe(0);
+      expect(r.serverExit).toBe(0);
+      expect(r.serverCpuSec).toBeGreaterThanOrEqual(0);
+      expect(r.serverRssPeakKiB).toBeGreaterThan(0);
+    }
+    const cell = results.summary['c100-64'];
+    expect(cell.c.fracC).toBe(1);
+    expect(cell['node-pipe'].fracC).toBeGreaterThan(0);
+    expect(cell['node-pipe'].xNode).toBe(1);
+    expect(Array.isArray(results.summary.goals)).toBe(true);
+  });
+
+  it('writes latest.md and a well-formed latest.svg', () => {
+    const md = readFileSync(path.join(out, 'latest.md'), 'utf8');
+    expect(md).toMatch(/^# coloop echo benchmarks/);
+    expect(md).toContain('C epoll (reference)');
+    expect(md).toContain('node:net pipe');
+    const svg = readFileSync(path.join(out, 'latest.svg'), 'utf8');
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(wellFormedXml(svg)).toBe(true);
+    expect((svg.match(/<rect /g) ?? []).length).toBeGreaterThanOrEqual(3); // background + 2 bars
+    expect(svg).not.toMatch(/NaN|undefined/);
+  });
+});
