@@ -301,6 +301,45 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect(errors).toEqual(['RangeError', 'RangeError', 'RangeError', 'TypeError', 'TypeError']);
   });
 
+  it('closes a connection that sends nothing within idleTimeout, quietly', async () => {
+    const errors: unknown[] = [];
+    const outcome = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0, idleTimeout: 30, onError: (e) => errors.push(e) }, echo);
+      const silent = yield* connect({ port: server.port });
+      const active = yield* connect({ port: server.port });
+      yield* active.write('ping');
+      const pong = yield* active.read();
+      // The silent client is closed by the server: it reads end of stream.
+      const eof = yield* silent.read();
+      silent.close();
+      active.close();
+      server.close();
+      return [Buffer.from(pong!).toString(), eof];
+    });
+    expect(outcome).toEqual(['ping', null]);
+    expect(errors).toEqual([]);
+  });
+
+  it('throws ERR_IDLE_TIMEOUT from a read that waited longer than conn.idleTimeout', async () => {
+    const code = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const client = yield* connect({ port: server.port });
+      const conn = yield* server.accept();
+      conn.idleTimeout = 10;
+      try {
+        yield* conn.read();
+        return 'read returned';
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code;
+      } finally {
+        conn.close();
+        client.close();
+        server.close();
+      }
+    });
+    expect(code).toBe('ERR_IDLE_TIMEOUT');
+  });
+
   it('resolves host names through DNS', async () => {
     const reply = await go(function* () {
       const server = yield* serve({ host: 'localhost', port: 0 }, echo);

@@ -1,6 +1,6 @@
 import type { SocketApi } from '../backend/backend.js';
 import { describe, errnoError } from '../errors.js';
-import type { IoHandler, Loop } from '../loop.js';
+import type { IoHandler, Loop, TimerWaiter } from '../loop.js';
 import { ERROR, HANGUP, READABLE, WRITABLE } from '../native.js';
 import type { Operation } from '../operation.js';
 import { NEXT, THROW, type Task } from '../task.js';
@@ -55,6 +55,12 @@ export class Connection implements IoHandler {
     this.remoteAddress = peer?.address ?? '';
     this.remotePort = peer?.port ?? 0;
   }
+
+  /**
+   * Milliseconds a read may wait for data before it throws ERR_IDLE_TIMEOUT (0, the default: no
+   * limit). `serve({ idleTimeout })` sets it on every connection it accepts.
+   */
+  idleTimeout = 0;
 
   get isClosed(): boolean {
     return this.closed;
@@ -172,8 +178,9 @@ function checkRange(buf: Uint8Array, offset: number, length: number, what: strin
 }
 
 /** A parked task waiting on one direction of a connection. */
-abstract class SocketOp<T> extends ReusableOp<T> {
+abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
   protected task: Task<unknown> | null = null;
+  private timer = -1;
 
   constructor(protected readonly conn: Connection) {
     super();
@@ -181,6 +188,7 @@ abstract class SocketOp<T> extends ReusableOp<T> {
 
   override abort(): void {
     this.task = null;
+    this.stopTimer();
   }
 
   /** Called on an edge: retry, and wake the task if there is an outcome. */
@@ -190,6 +198,7 @@ abstract class SocketOp<T> extends ReusableOp<T> {
     const r = this.attempt();
     if (r === EAGAIN) return;
     this.task = null;
+    this.stopTimer();
     this.settle(task, r);
   }
 
@@ -197,19 +206,39 @@ abstract class SocketOp<T> extends ReusableOp<T> {
     const task = this.task;
     if (task === null) return;
     this.task = null;
+    this.stopTimer();
     task.resume(THROW, makeError());
+  }
+
+  /** The wait lasted longer than `waitLimitMs()`. */
+  onTimer(): void {
+    this.timer = -1;
+    const ms = this.waitLimitMs();
+    this.fail(() => socketStateError('ERR_IDLE_TIMEOUT', `no data received for ${ms} ms`));
   }
 
   start(task: Task<unknown>): boolean {
     const r = this.attempt();
     if (r === EAGAIN) {
       this.task = task;
+      const limit = this.waitLimitMs();
+      if (limit > 0) this.timer = this.conn.loop.addTimer(limit, this);
       return false;
     }
     const mode = this.outcome(r);
     task.resumeMode = mode;
     task.resumeValue = this.value;
     return true;
+  }
+
+  /** How long one wait may last before it fails (0: no limit). */
+  protected waitLimitMs(): number {
+    return 0;
+  }
+
+  private stopTimer(): void {
+    if (this.timer >= 0) this.conn.loop.cancelTimer(this.timer);
+    this.timer = -1;
   }
 
   /** Tries the system call; EAGAIN, or a result for `outcome`. */
@@ -242,6 +271,10 @@ class ReadOp extends SocketOp<Uint8Array | null | number> {
 
   protected attempt(): number {
     return this.conn.tryRead(this.buf, this.offset, this.length);
+  }
+
+  protected override waitLimitMs(): number {
+    return this.conn.idleTimeout;
   }
 
   protected outcome(r: number): typeof NEXT | typeof THROW {

@@ -5,7 +5,7 @@ import { CancelledError, describe, errnoError } from '../errors.js';
 import type { IoHandler, Loop, TimerWaiter } from '../loop.js';
 import { ERROR, HANGUP, READABLE } from '../native.js';
 import type { Operation } from '../operation.js';
-import { currentTask, spawn, wait } from '../primitives.js';
+import { checkDelay, currentTask, spawn, wait } from '../primitives.js';
 import { NEXT, THROW, type Task } from '../task.js';
 import { Connection, socketStateError } from './connection.js';
 import { EAGAIN, ECONNABORTED, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM, EPROTO } from './errno.js';
@@ -260,6 +260,12 @@ export function* connect(options: ConnectOptions): Operation<Connection> {
 export interface ServeOptions {
   /** Told about a connection handler's error. Default: a one-line log on stderr. */
   onError?: (err: unknown, conn: Connection) => void;
+  /**
+   * Closes a connection whose handler waited this many milliseconds in a read with no data (a
+   * client that connects and never sends). The read throws ERR_IDLE_TIMEOUT; if the handler lets
+   * it through, the connection is closed quietly. Default 0: no limit.
+   */
+  idleTimeout?: number;
 }
 
 /**
@@ -273,13 +279,15 @@ export function* serve(
 ): Operation<Server> {
   if (typeof handler !== 'function') throw new TypeError(`serve() takes a handler function, not ${describe(handler)}`);
   const onError = options.onError ?? logConnectionError;
+  const idleTimeout = options.idleTimeout === undefined ? 0 : checkDelay(options.idleTimeout, 'serve({ idleTimeout })');
   const server = yield* listen(options);
   function* connection(conn: Connection): Operation<void> {
+    conn.idleTimeout = idleTimeout;
     try {
       yield* handler(conn);
     } catch (err) {
       if (err instanceof CancelledError) throw err;
-      onError(err, conn);
+      if ((err as { code?: string }).code !== 'ERR_IDLE_TIMEOUT') onError(err, conn);
     } finally {
       conn.close();
     }
