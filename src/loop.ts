@@ -7,7 +7,7 @@ import { loadNative, nativeLoadError } from './native.js';
 import { isOperationSource, type OperationSource } from './operation.js';
 import { checkDelay } from './primitives.js';
 import { RunQueue, type Runnable } from './run-queue.js';
-import { Task } from './task.js';
+import { Task, type ResumeMode } from './task.js';
 
 export type BackendName = 'native' | 'js';
 
@@ -142,6 +142,25 @@ export class Loop {
       this.microtaskPending = true;
       queueMicrotask(this.tickFromMicrotask);
     }
+  }
+
+  /**
+   * Resumes `task` from a callback outside the loop (a promise settled) and runs the tick right
+   * here, as the continuation of an `await` runs, instead of one more microtask later.
+   */
+  resumeFromCallback(task: Task<unknown>, mode: ResumeMode, value: unknown): void {
+    if (this.inTick || this.closed) {
+      task.resume(mode, value);
+      return;
+    }
+    // Holding inTick while queueing keeps enqueue from scheduling a microtask tick we won't need.
+    this.inTick = true;
+    try {
+      task.resume(mode, value);
+    } finally {
+      this.inTick = false;
+    }
+    this.tick();
   }
 
   addTimer(ms: number, waiter: TimerWaiter): number {

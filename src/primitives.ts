@@ -120,10 +120,10 @@ class WaitFor<T> extends Instruction<T> {
     // to wait() never raises an unhandled rejection, even if the task is cancelled meanwhile.
     Promise.resolve(this.promise).then(
       (value) => {
-        if (task.parkGen === gen && task.parkedOn === this) task.resume(NEXT, value);
+        if (task.parkGen === gen && task.parkedOn === this) task.loop.resumeFromCallback(task, NEXT, value);
       },
       (err: unknown) => {
-        if (task.parkGen === gen && task.parkedOn === this) task.resume(THROW, err);
+        if (task.parkGen === gen && task.parkedOn === this) task.loop.resumeFromCallback(task, THROW, err);
       },
     );
     return false;
