@@ -16,9 +16,46 @@ export interface Operation<T> {
  * once (`start` returns true after setting the task's resume value) or parks the task and later
  * wakes it exactly once through `task.resume`.
  */
-export abstract class Instruction<T = unknown> implements Operation<T> {
+export abstract class Instruction<T = unknown> implements Operation<T>, Iterator<unknown, T, any> {
+  /** True while a `yield*` is inside this instruction as its own iterator (the fast path). */
+  private iterating = false;
+  private yielded = false;
+  private readonly yieldResult: IteratorYieldResult<unknown> = { value: this, done: false };
+
+  /**
+   * The instruction is its own iterator, so a `yield*` allocates nothing more. Should the same
+   * instruction be iterated again before the first `yield*` finished (one operation object run by
+   * two tasks), the second gets an iterator of its own.
+   */
   [Symbol.iterator](): Iterator<unknown, T, any> {
-    return new YieldOnce<T>(this);
+    if (this.iterating) return new YieldOnce<T>(this);
+    this.iterating = true;
+    this.yielded = false;
+    return this;
+  }
+
+  next(value?: unknown): IteratorResult<unknown, T> {
+    if (!this.yielded) {
+      this.yielded = true;
+      return this.yieldResult;
+    }
+    this.iterating = false;
+    return done(value as T);
+  }
+
+  throw(err?: unknown): IteratorResult<unknown, T> {
+    this.iterating = false;
+    throw err;
+  }
+
+  return(value?: T): IteratorResult<unknown, T> {
+    this.iterating = false;
+    return done(value as T);
+  }
+
+  /** A `yield*` is inside this instruction right now. */
+  protected get inUse(): boolean {
+    return this.iterating;
   }
 
   /** Begin waiting on behalf of `task`. Returns true when the result is already in the task. */
@@ -28,13 +65,24 @@ export abstract class Instruction<T = unknown> implements Operation<T> {
   abort(_task: Task<unknown>): void {}
 }
 
+/**
+ * The final iterator result, shared: `yield*` reads `done` and `value` before any other code runs,
+ * so one object serves every completion.
+ */
+const DONE: IteratorReturnResult<unknown> = { value: undefined, done: true };
+
+function done<T>(value: T): IteratorReturnResult<T> {
+  DONE.value = value;
+  return DONE as IteratorReturnResult<T>;
+}
+
 /** Yields its instruction once and returns what the driver sends back. */
 class YieldOnce<T> implements Iterator<unknown, T, any> {
   private yielded = false;
   constructor(private readonly instruction: Instruction<T>) {}
 
   next(value?: unknown): IteratorResult<unknown, T> {
-    if (this.yielded) return { value: value as T, done: true };
+    if (this.yielded) return done(value as T);
     this.yielded = true;
     return { value: this.instruction, done: false };
   }
@@ -45,7 +93,7 @@ class YieldOnce<T> implements Iterator<unknown, T, any> {
 
   return(value?: T): IteratorResult<unknown, T> {
     this.yielded = true;
-    return { value: value as T, done: true };
+    return done(value as T);
   }
 }
 
