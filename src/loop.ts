@@ -258,6 +258,12 @@ export class Loop {
           break;
         }
         while (n-- > 0) queue.shift().runStep();
+        // Nothing was woken and no timer can be due: polling again would only hear "nothing"
+        // (one system call per wake saved on a busy server). Node's loop wakes us for what comes.
+        if (queue.length === 0 && this.pendingTimers === 0) {
+          busy = false;
+          break;
+        }
         if (batch % BATCHES_PER_CHECK === 0 && performance.now() >= deadline) break;
       }
     } finally {
