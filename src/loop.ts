@@ -221,7 +221,7 @@ export class Loop {
     const message = err instanceof Error ? err.stack ?? err.message : String(err);
     const first = primary instanceof Error ? primary.message : String(primary);
     process.emitWarning(`coloop: an error was raised while a task was already failing with "${first}": ${message}`, {
-      type: 'CancelledTaskError',
+      type: 'SuppressedError',
     });
   }
 
