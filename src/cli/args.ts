@@ -66,3 +66,12 @@ export function stringOption(command: string, values: Record<string, unknown>, n
   if (typeof raw !== 'string' || raw.length === 0) throw new UsageError(`${command}: --${name} needs a value`);
   return raw;
 }
+
+/** A number option >= 0 (fractions allowed), at most max. */
+export function nonNegativeOption(command: string, values: Record<string, unknown>, name: string, max: number, fallback: number): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const n = /^\d+(\.\d+)?$|^\.\d+$/.test(String(raw)) ? Number(raw) : NaN;
+  if (!(n >= 0) || n > max) throw new UsageError(`${command}: --${name} must be a number from 0 to ${max}, not '${String(raw)}'`);
+  return n;
+}

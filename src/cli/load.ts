@@ -12,16 +12,17 @@ import {
   type Operation,
   type Task,
 } from '../index.js';
-import { choiceOption, intOption, numberOption, parseOptions, stringOption, UsageError, type OptionSpec } from './args.js';
+import { choiceOption, intOption, nonNegativeOption, numberOption, parseOptions, stringOption, UsageError, type OptionSpec } from './args.js';
 import { Histogram } from './histogram.js';
 import { Progress } from './progress.js';
 
 export const LOAD_USAGE = `usage: coloop load --port P [--host H] [--conns N] [--size B] [--duration S] [--pipeline D]
                    [--ramp R] [--json] [--backend native|js]
 
-Echo load generator. Opens N connections (R per second); each sends D messages of B bytes at a
-time, waits for their echo and checks every byte; counts for S seconds once every connection is
-open, then stops sending, drains what is in flight and reports.
+Echo load generator. Opens N connections (R per second), idle until all are open; then each
+sends D messages of B bytes at a time, waits for their echo and checks every byte. After W
+seconds of warm-up it counts for S seconds, then stops sending, drains what is in flight and
+reports messages/s, MB/s, round-trip latency percentiles, errors and its own CPU time.
 
   --port P       server port                                        required
   --host H       server address                                     default 127.0.0.1
@@ -30,11 +31,12 @@ open, then stops sending, drains what is in flight and reports.
   --duration S   seconds measured (after the ramp)                  default 5
   --pipeline D   messages written back to back before reading       default 1
   --ramp R       connections opened per second                      default 4000
+  --warmup W     seconds of traffic before counting starts (0: none) default 1
   --json         one JSON object on stdout instead of the table
   --backend B    native | js: the coloop backend the client runs on  default native
 
 Exit status: 0 when every byte came back right and every connection opened; 1 on errors, connect
-failures or the hard deadline (duration + ramp + 10 s); 2 on bad usage; 130 if interrupted.`;
+failures or the hard deadline (ramp + warmup + duration + 10 s); 2 on bad usage; 130 if interrupted.`;
 
 const OPTIONS: OptionSpec = {
   port: { type: 'string' },
@@ -44,6 +46,7 @@ const OPTIONS: OptionSpec = {
   duration: { type: 'string' },
   pipeline: { type: 'string' },
   ramp: { type: 'string' },
+  warmup: { type: 'string' },
   json: { type: 'boolean' },
   backend: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -59,6 +62,8 @@ export interface LoadConfig {
   pipeline: number;
   /** Connections opened per second. */
   ramp: number;
+  /** Seconds of traffic, once every connection is open, before counting starts. */
+  warmup: number;
   json: boolean;
   backend: 'native' | 'js';
 }
@@ -85,6 +90,7 @@ export function parseLoad(argv: string[]): LoadConfig | null {
     duration: numberOption('load', v, 'duration', 86_400, 5),
     pipeline: intOption('load', v, 'pipeline', 1, 65_536, 1),
     ramp: numberOption('load', v, 'ramp', 10_000_000, 4000),
+    warmup: nonNegativeOption('load', v, 'warmup', 3600, 1),
     json: v.json === true,
     backend: choiceOption('load', v, 'backend', ['native', 'js'] as const, 'native'),
   };
@@ -141,6 +147,12 @@ class LoadState {
   measureStart = Infinity;
   measureEnd = Infinity;
   stopping = false;
+  /**
+   * Settles once every connect has: the connections join it, then start sending. (A task, not a
+   * promise: when it settles, all its joiners are queued for one batch.)
+   */
+  gate: Task<void> | null = null;
+  gateOpen = false;
 
   constructor(readonly config: LoadConfig) {
     this.sentAt = new Float64Array(config.conns);
@@ -190,6 +202,9 @@ function* connection(s: LoadState, id: number, address: string): Operation<void>
   // A pattern of this connection's own (a crossed stream shows), stamped per message with a
   // counter in its first 8 bytes (so a stale or repeated echo shows too).
   for (let j = 0; j < total; j++) out[j] = (id * 131 + (j % size) * 7 + 1) & 0xff;
+  // Idle until every connection is open: the ramp tests the server's accept path alone, and no
+  // echo traffic slows the server down while its listen queue is filling.
+  yield* s.gate!;
   const stampBytes = Math.min(8, size);
   const hist = s.hist;
   const sentAt = s.sentAt;
@@ -262,10 +277,15 @@ function* launcher(s: LoadState, address: string): Operation<void> {
 }
 
 function* measure(s: LoadState, address: string, cpu: { start: NodeJS.CpuUsage | null; used: number }): Operation<void> {
-  const { conns, duration } = s.config;
+  const { conns, duration, warmup } = s.config;
+  s.gate = yield* spawn(function* (): Operation<void> {
+    while (s.settled < conns) yield* sleep(RAMP_TICK_MS);
+  });
   const connections = yield* spawn(launcher(s, address));
-  while (s.settled < conns) yield* sleep(RAMP_TICK_MS);
+  yield* s.gate;
+  s.gateOpen = true;
   if (s.opened > 0) {
+    if (warmup > 0) yield* sleep(warmup * 1000);
     s.measureStart = performance.now();
     cpu.start = process.cpuUsage();
     yield* sleep(duration * 1000);
@@ -291,7 +311,7 @@ export async function runLoad(config: LoadConfig): Promise<number> {
   }
   const s = new LoadState(config);
   const rampSeconds = config.conns / config.ramp;
-  const deadlineMs = Math.ceil((config.duration + rampSeconds + DEADLINE_GRACE_S) * 1000);
+  const deadlineMs = Math.ceil((rampSeconds + config.warmup + config.duration + DEADLINE_GRACE_S) * 1000);
   const cpu = { start: null as NodeJS.CpuUsage | null, used: 0 };
   let aborted: LoadReport['aborted'] = null;
   let lastEchoed = 0;
@@ -303,6 +323,9 @@ export async function runLoad(config: LoadConfig): Promise<number> {
     lastAt = now;
     const errors = s.errors > 0 ? `, ${s.errors} errors` : '';
     const failed = s.connectFailures > 0 ? `, ${s.connectFailures} failed` : '';
+    if (s.measureStart === Infinity && s.gateOpen) {
+      return { fraction: 0, text: `warming up  ${s.open} conns${failed}  ${formatInt(rate)} msg/s${errors}` };
+    }
     if (s.measureStart === Infinity) {
       return { fraction: 0, text: `connecting: ${s.opened}/${config.conns} open${failed}${errors}` };
     }
@@ -414,7 +437,7 @@ export function formatReport(r: LoadReport): string {
     `  client CPU    ${r.clientCpuSec.toFixed(2).padStart(12)}   s${r.duration > 0 ? ` (${Math.round((r.clientCpuSec / r.duration) * 100)}% of one core)` : ''}`,
   ];
   if (r.firstError !== null) lines.push(`  first error   ${r.firstError}`);
-  if (r.aborted === 'deadline') lines.push('  ABORTED: the hard deadline (duration + ramp + 10 s) passed before the run finished');
+  if (r.aborted === 'deadline') lines.push('  ABORTED: the hard deadline (ramp + warmup + duration + 10 s) passed before the run finished');
   if (r.aborted === 'interrupted') lines.push('  INTERRUPTED: ended early by a signal');
   return `${lines.join('\n')}\n`;
 }
