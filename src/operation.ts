@@ -20,7 +20,8 @@ export abstract class Instruction<T = unknown> implements Operation<T>, Iterator
   /** True while a `yield*` is inside this instruction as its own iterator (the fast path). */
   private iterating = false;
   private yielded = false;
-  private readonly yieldResult: IteratorYieldResult<unknown> = { value: this, done: false };
+  /** Made on first use: a Task is an instruction too, and most tasks are never joined. */
+  private yieldResult: IteratorYieldResult<unknown> | null = null;
 
   /**
    * The instruction is its own iterator, so a `yield*` allocates nothing more. Should the same
@@ -37,7 +38,7 @@ export abstract class Instruction<T = unknown> implements Operation<T>, Iterator
   next(value?: unknown): IteratorResult<unknown, T> {
     if (!this.yielded) {
       this.yielded = true;
-      return this.yieldResult;
+      return (this.yieldResult ??= { value: this, done: false });
     }
     this.iterating = false;
     return done(value as T);
