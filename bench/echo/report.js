@@ -47,6 +47,7 @@ export function summarize(results) {
         errors: ok.reduce((a, r) => a + (r.result.errors || 0), 0),
         connectFailures: ok.reduce((a, r) => a + (r.result.connectFailures || 0), 0),
         serverExits: runs.map((r) => r.serverExit),
+        serverCoreOtherPct: median(ok.map((r) => (r.serverCoreOther != null ? 100 * r.serverCoreOther : null))),
       };
     }
     const med = (id) => cells[id]?.msgsPerSec.median ?? null;
@@ -174,19 +175,19 @@ export function renderMarkdown(results) {
   L.push('');
   L.push('msgs/s: median (min–max) of the rounds. × C / × node / × js: median over the C reference, node:net pipe, and coloop\'s pure-JS selector. ' +
     'Latency: medians of each round\'s percentiles, µs, per message (send to full echo). Server CPU: utime+stime of the server process per million messages (/proc/<pid>/stat); ' +
-    'RSS: peak (VmHWM). Client CPU: share of the client\'s core; ⚠ marks ≥ ' + CLIENT_BOUND_PCT + '% (the client, not the server, may be the limit).');
+    'RSS: peak (VmHWM). Client CPU: share of the client\'s core; ⚠ marks ≥ ' + CLIENT_BOUND_PCT + '% (the client, not the server, may be the limit). Other load: how busy the server\'s core was beyond the server process (other tenants; high values mean a noisy cell).');
   L.push('');
   for (const sc of results.scenarios) {
     const cells = s[sc.id];
     L.push(`### ${sc.label}`);
     L.push('');
-    L.push('| server | msgs/s (min–max) | MB/s | × C | × node | × js | p50 / p99 / p99.9 µs | server CPU s/M msgs | server CPU % | peak RSS MiB | client CPU % |');
-    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    L.push('| server | msgs/s (min–max) | MB/s | × C | × node | × js | p50 / p99 / p99.9 µs | server CPU s/M msgs | server CPU % | peak RSS MiB | client CPU % | other load on server core % |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const sv of results.servers) {
       const c = cells[sv.id];
       if (!c) continue;
       if (c.ok === 0) {
-        L.push(`| ${sv.label} | failed: ${(c.failures[0] ?? 'no result').replace(/\|/g, '/').split('\n')[0].slice(0, 120)} | | | | | | | | | |`);
+        L.push(`| ${sv.label} | failed: ${(c.failures[0] ?? 'no result').replace(/\|/g, '/').split('\n')[0].slice(0, 120)} | | | | | | | | | | |`);
         continue;
       }
       const r = c.msgsPerSec;
@@ -194,7 +195,7 @@ export function renderMarkdown(results) {
       const partial = c.ok < c.rounds ? ` [${c.ok}/${c.rounds} rounds]` : '';
       L.push(`| ${sv.label}${partial} | ${fmtRate(r.median)} (${fmtRate(r.min)}–${fmtRate(r.max)})${err} | ${fn(c.mbPerSec, 1)} | ${fx(c.fracC)} | ${fx(c.xNode)} | ${fx(c.xJs)} | ` +
         `${fmtUs(c.latencyUs.p50)} / ${fmtUs(c.latencyUs.p99)} / ${fmtUs(c.latencyUs.p999)} | ${fn(c.serverCpuSecPerMMsgs, 2)} | ${fn(c.serverCpuPct, 0)} | ${fn(c.rssPeakMiB, 1)} | ` +
-        `${fn(c.clientCpuPct.median, 0)}${c.clientBound ? ' ⚠' : ''} |`);
+        `${fn(c.clientCpuPct.median, 0)}${c.clientBound ? ' ⚠' : ''} | ${fn(c.serverCoreOtherPct, 0)} |`);
     }
     L.push('');
   }

@@ -13,6 +13,7 @@
 // client, warm-up and duration; ratios are taken between medians of the same run. The C server
 // (bench/echo/c/echo_epoll.c, built here with cc -O2) is the physical-limit reference.
 import { spawn, spawnSync } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,9 +55,9 @@ function serverDefs(cli) {
   const node = process.execPath;
   return [
     { id: 'c', label: 'C epoll (reference)', cmd: [path.join(buildDir, 'echo_epoll'), '--host', HOST, '--port', '0'] },
-    { id: 'native', label: 'coloop native (serve)', cmd: [...cli.cmd, 'serve', '--host', HOST, '--port', '0', '--backend', 'native'] },
-    { id: 'native-protocol', label: 'coloop native (Protocol)', cmd: [...cli.cmd, 'serve', '--host', HOST, '--port', '0', '--backend', 'native', '--protocol'] },
-    { id: 'js', label: 'coloop js (pure-JS selector)', cmd: [...cli.cmd, 'serve', '--host', HOST, '--port', '0', '--backend', 'js'] },
+    { id: 'native', label: 'coloop native (serve)', cmd: [...cli.cmd, 'serve', '--host', HOST, '--port', '0', '--backend', 'native', '--backlog', '4096'] },
+    { id: 'native-protocol', label: 'coloop native (Protocol)', cmd: [...cli.cmd, 'serve', '--host', HOST, '--port', '0', '--backend', 'native', '--protocol', '--backlog', '4096'] },
+    { id: 'js', label: 'coloop js (pure-JS selector)', cmd: [...cli.cmd, 'serve', '--host', HOST, '--port', '0', '--backend', 'js', '--backlog', '4096'] },
     { id: 'node-pipe', label: 'node:net pipe', cmd: [node, path.join(here, 'node_echo.js'), '--host', HOST, '--port', '0', '--mode', 'pipe'] },
     { id: 'node-data', label: "node:net on('data')", cmd: [node, path.join(here, 'node_echo.js'), '--host', HOST, '--port', '0', '--mode', 'data'] },
     { id: 'asyncio', label: 'Python asyncio', cmd: [PY, path.join(here, 'python/asyncio_echo.py'), '--host', HOST, '--port', '0'], python: true },
@@ -407,16 +408,45 @@ async function runCell(def, sc, round, { client, duration, warmup }, prog) {
   try {
     srv = await startServer(def);
     rec.banner = srv.banner;
-    if (warmup > 0) await runClient(client, srv.port, sc, warmup);
-    const cpu0 = procCpuSec(srv.child.pid);
-    const res = await runClient(client, srv.port, sc, duration);
-    const cpu1 = procCpuSec(srv.child.pid);
+    // Warm-up: the same scenario, but at most WARMUP_CONNS connections (C10k's are opened by the
+    // measured run itself; its connect phase is not measured).
+    if (warmup > 0) await runClient(client, srv.port, { ...sc, conns: Math.min(sc.conns, WARMUP_CONNS) }, warmup);
+    // Server CPU over the measured window only: sample /proc/<pid>/stat every 50 ms while the
+    // client runs, then read the samples at [end - duration, end] (the client reports once it
+    // stops measuring; its connect phase, and a CLI client's drain, are left out).
+    const samples = [];
+    const sample = () => {
+      const cpu = procCpuSec(srv.child.pid);
+      if (cpu !== null) samples.push([performance.now(), cpu]);
+    };
+    sample();
+    const cores0 = coreTicks();
+    const timer = setInterval(sample, 50);
+    let res;
+    try {
+      res = await runClient(client, srv.port, sc, duration);
+    } finally {
+      clearInterval(timer);
+    }
+    sample();
+    const cores1 = coreTicks();
     const mem = procMemKiB(srv.child.pid);
     rec.result = res;
-    rec.serverCpuSec = cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null;
+    rec.serverCpuSec = cpuWindow(samples, res, duration);
     rec.serverRssPeakKiB = mem.hwm;
     rec.serverRssKiB = mem.rss;
-    if (srv.child.exitCode !== null || srv.child.signalCode !== null) rec.error = `server died during the run (${srv.child.exitCode ?? srv.child.signalCode})`;
+    // Noise: how busy the server's core was beyond the server itself (other tenants' work).
+    if (cores0 && cores1) {
+      const busy = (c) => (cores1[c] && cores0[c] ? (cores1[c].busy - cores0[c].busy) / Math.max(1, cores1[c].total - cores0[c].total) : null);
+      const span = samples.length > 1 ? (samples[samples.length - 1][0] - samples[0][0]) / 1000 : null;
+      const srvShare = span && samples.length > 1 ? (samples[samples.length - 1][1] - samples[0][1]) / span : null;
+      rec.serverCoreBusy = busy(SERVER_CORE);
+      rec.clientCoreBusy = busy(CLIENT_CORE);
+      rec.serverCoreOther = rec.serverCoreBusy != null && srvShare != null ? Math.max(0, rec.serverCoreBusy - srvShare) : null;
+    }
+    if (srv.child.exitCode !== null || srv.child.signalCode !== null) {
+      rec.error = `server died during the run (${srv.child.exitCode ?? srv.child.signalCode})${tail(srv.stderr())}`;
+    }
     if (res.connectFailures > 0 || res.errors > 0) prog.note(`bench: ${def.id} ${sc.id} round ${round + 1}: ${res.connectFailures} connect failures, ${res.errors} errors`);
   } catch (err) {
     rec.error = String(err.message ?? err);
@@ -425,6 +455,52 @@ async function runCell(def, sc, round, { client, duration, warmup }, prog) {
     if (srv) rec.serverExit = await stopServer(srv.child);
   }
   return rec;
+}
+
+const WARMUP_CONNS = 1000;
+
+/** CPU seconds between `end - measured` and `end`, interpolated between samples; end: the last sample. */
+function cpuWindow(samples, res, duration) {
+  if (samples.length < 2) return null;
+  const measured = (res && Number(res.duration)) || duration;
+  // The client prints its JSON right after measuring (the C client) or after a short drain (the
+  // CLI's): take the window ending at the client's exit, which is within ~50 ms of the last sample.
+  const end = samples[samples.length - 1][0];
+  const start = end - measured * 1000;
+  const at = (t) => {
+    if (t <= samples[0][0]) return samples[0][1];
+    for (let i = 1; i < samples.length; i++) {
+      const [t1, c1] = samples[i];
+      if (t1 >= t) {
+        const [t0, c0] = samples[i - 1];
+        return t1 === t0 ? c1 : c0 + ((c1 - c0) * (t - t0)) / (t1 - t0);
+      }
+    }
+    return samples[samples.length - 1][1];
+  };
+  return Math.max(0, at(end) - at(start));
+}
+
+/** Per-core busy and total ticks from /proc/stat. */
+function coreTicks() {
+  try {
+    const out = {};
+    for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+      const m = /^cpu(\d+)\s+(.*)$/.exec(line);
+      if (!m) continue;
+      const v = m[2].trim().split(/\s+/).map(Number); // user nice system idle iowait irq softirq steal
+      const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+      out[Number(m[1])] = { busy: total - v[3] - v[4], total };
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+function tail(stderr) {
+  const lines = stderr.trim().split('\n').filter(Boolean);
+  return lines.length ? `: ${lines.slice(-2).join(' | ').slice(0, 300)}` : '';
 }
 
 main().catch((err) => {

@@ -7,7 +7,9 @@
  *
  * Each connection keeps D messages of B bytes in flight: a message counts (and its latency is
  * taken) once B echoed bytes are back; then the next is sent. Single-threaded, level-triggered
- * epoll, nonblocking. Connects at most 500 at a time; gives up on connecting after 20 s.
+ * epoll, nonblocking. Connects at most 500 at a time; gives up on connecting after 20 s. Closes
+ * gracefully (FIN, like the CLI's client), so a server never sees a reset connection in its accept
+ * queue (TIME_WAIT is reused on loopback: net.ipv4.tcp_tw_reuse=2 is the default).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -167,8 +169,6 @@ int main(int argc, char **argv) {
       if (c->fd < 0) { connect_failures++; c->state = DEAD; continue; }
       int one = 1;
       setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      struct linger lg = {1, 0}; /* RST on close: no TIME_WAIT pile-up across runs */
-      setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
       int r = connect(c->fd, (struct sockaddr *)&addr, sizeof addr);
       if (r < 0 && errno != EINPROGRESS) { connect_failures++; close(c->fd); c->state = DEAD; continue; }
       c->state = CONNECTING;
