@@ -126,11 +126,17 @@ export interface NativeBinding {
 let cached: NativeBinding | null | undefined;
 let loadError: Error | undefined;
 
-/** The addon, or null when it cannot load (then `nativeLoadError()` says why). */
+/**
+ * The addon, or null when it cannot load (then `nativeLoadError()` says why).
+ * `COLOOP_ADDON_PATH` (a path to a .node file) loads that build instead of build/Release: the
+ * sanitizer run (scripts/test-sanitize.sh) uses it for its instrumented build/sanitize addon.
+ */
 export function loadNative(): NativeBinding | null {
   if (cached !== undefined) return cached;
   try {
     const require = createRequire(import.meta.url);
+    const override = process.env.COLOOP_ADDON_PATH;
+    if (override) return (cached = require(override) as NativeBinding);
     const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => unknown;
     cached = bindings({ bindings: 'coloop', module_root: new URL('..', import.meta.url).pathname }) as NativeBinding;
   } catch (err) {
