@@ -238,16 +238,17 @@ const esc = (t) => String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 
 export function renderSvg(results) {
   const s = results.summary ?? summarize(results);
-  const W = 960, labelW = 230, barX = labelW + 10, barW = 480, rowH = 20, gap = 30, top = 70;
+  const W = 1000, labelW = 230, barX = labelW + 10, barW = 440, rowH = 20, gap = 30, top = 70;
   const haveC = results.servers.some((x) => x.id === 'c');
   let maxFrac = 1.1;
   for (const sc of results.scenarios)
     for (const sv of results.servers) {
       const c = s[sc.id][sv.id];
-      const f = haveC ? c?.fracC : null;
-      if (f != null) maxFrac = Math.max(maxFrac, f * 1.05);
+      const ref = haveC ? s[sc.id].c?.msgsPerSec.median : null;
+      if (ref && c?.msgsPerSec.max != null) maxFrac = Math.max(maxFrac, (c.msgsPerSec.max / ref) * 1.02);
     }
-  const scale = (f) => (f / maxFrac) * barW;
+  maxFrac = Math.min(maxFrac, 3); // whiskers beyond 3× the reference are clipped
+  const scale = (f) => Math.min(f / maxFrac, 1) * barW;
   const rows = results.servers.length;
   const H = top + results.scenarios.length * (rows * rowH + gap + 18) + 40;
   const o = [];
