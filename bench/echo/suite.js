@@ -2,7 +2,7 @@
 // coloop echo benchmark suite: echo servers driven by one load client in a separate process.
 //
 //   node bench/echo/suite.js              full matrix (~10-15 min on 2 cores)
-//   node bench/echo/suite.js --headline   headline subset (~2 min)
+//   node bench/echo/suite.js --headline   headline subset (~2 min: 3 rounds x 1.7 s = 5.1 s per cell)
 //   node bench/echo/suite.js --smoke      1 round x 1 s x 1 scenario x 2 servers (tests)
 //
 // Options: --rounds N  --duration S (per round)  --warmup S  --servers a,b  --scenarios a,b
@@ -65,7 +65,7 @@ function serverDefs(cli) {
   ];
 }
 
-const HEADLINE = { servers: ['c', 'native', 'native-protocol', 'js', 'node-pipe'], scenarios: ['c100-64', 'c10k-64', 'c100-64-p8'], rounds: 3, duration: 2, warmup: 0.5 };
+const HEADLINE = { servers: ['c', 'native', 'native-protocol', 'js', 'node-pipe'], scenarios: ['c100-64', 'c10k-64', 'c100-64-p8'], rounds: 3, duration: 1.7, warmup: 0.4 };
 const FULL = { servers: SERVERS_ALL(), scenarios: SCENARIOS.map((s) => s.id), rounds: 3, duration: 5, warmup: 1 };
 const SMOKE = { servers: ['c', 'node-pipe'], scenarios: ['c100-64'], rounds: 1, duration: 1, warmup: 0.2 };
 function SERVERS_ALL() {
