@@ -94,6 +94,39 @@ describe.each(BACKENDS)('network errors and IPv6 on the %s backend', (backend) =
     expect(result[1]).toBe('still serving');
   });
 
+  it('keeps accepting when a client resets while still in the accept queue', async () => {
+    const result = await go(function* () {
+      const errors: unknown[] = [];
+      const server = yield* listen({ host: '127.0.0.1', port: 0 });
+      // Connect and reset before the server accepts: getpeername on the accepted fd says ENOTCONN.
+      yield* wait(
+        new Promise<void>((resolve) => {
+          const s = net.connect(server.port, '127.0.0.1', () => {
+            s.resetAndDestroy();
+            setTimeout(resolve, 20);
+          });
+        }),
+      );
+      const reset = yield* server.accept();
+      try {
+        yield* reset.read();
+      } catch (err) {
+        errors.push((err as NodeJS.ErrnoException).code);
+      }
+      reset.close();
+      const client = yield* connect({ port: server.port });
+      const good = yield* server.accept();
+      yield* client.write('next');
+      const got = yield* good.read();
+      client.close();
+      good.close();
+      server.close();
+      return { errors, got: Buffer.from(got!).toString() };
+    });
+    expect(result.got).toBe('next');
+    expect(result.errors.every((code) => code === 'ECONNRESET')).toBe(true);
+  });
+
   it('rejects listen on an address the machine does not have with EADDRNOTAVAIL', async () => {
     const code = await go(function* () {
       try {

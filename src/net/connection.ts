@@ -51,7 +51,7 @@ export class Connection implements IoHandler {
       sockets.close(fd);
       throw err;
     }
-    const peer = remote ?? (connecting ? undefined : sockets.remoteAddress(fd));
+    const peer = remote ?? (connecting ? undefined : peerOf(sockets, fd));
     this.remoteAddress = peer?.address ?? '';
     this.remotePort = peer?.port ?? 0;
   }
@@ -169,6 +169,19 @@ export class Connection implements IoHandler {
     this.checkOpen();
     this.reader.prepare(buf, offset, length, copy);
     return this.reader;
+  }
+}
+
+/**
+ * The peer's address, or an empty one when the peer already reset the connection (it can, while it
+ * waits in the accept queue: getpeername then says ENOTCONN). Such a connection is not an error to
+ * its acceptor; its first read reports what happened.
+ */
+export function peerOf(sockets: SocketApi, fd: number): { address: string; port: number } {
+  try {
+    return sockets.remoteAddress(fd);
+  } catch {
+    return { address: '', port: 0 };
   }
 }
 

@@ -6,7 +6,7 @@ import { Instruction, type Operation } from '../operation.js';
 import { spawn } from '../primitives.js';
 import type { Runnable } from '../run-queue.js';
 import { NEXT, type Task } from '../task.js';
-import { socketStateError } from './connection.js';
+import { peerOf, socketStateError } from './connection.js';
 import { EAGAIN } from './errno.js';
 import { listen, type ListenOptions, type Server } from './server.js';
 
@@ -82,7 +82,7 @@ export class Transport implements IoHandler, Runnable {
     private readonly highWaterMark: number,
   ) {
     this.lowWaterMark = highWaterMark >> 2;
-    const peer = sockets.remoteAddress(fd);
+    const peer = peerOf(sockets, fd);
     this.remoteAddress = peer.address;
     this.remotePort = peer.port;
     this.token = loop.register(fd, this);
