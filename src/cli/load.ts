@@ -117,6 +117,8 @@ export interface LoadReport {
   errors: number;
   connsOpened: number;
   connectFailures: number;
+  /** Connections open during the measured window that had no message counted in it (starved). */
+  starvedConns: number;
   /** CPU (user + system) the client spent during the measured window. */
   clientCpuSec: number;
   /** Why the run ended early, if it did. */
@@ -131,6 +133,9 @@ export interface LoadReport {
 class LoadState {
   readonly hist = new Histogram();
   readonly sentAt: Float64Array;
+  /** Per connection: 1 once open, and the messages it had counted (to find starved ones). */
+  readonly wasOpen: Uint8Array;
+  readonly counted: Float64Array;
   /** Connections opened, failed, and connects settled either way. */
   opened = 0;
   connectFailures = 0;
@@ -156,6 +161,8 @@ class LoadState {
 
   constructor(readonly config: LoadConfig) {
     this.sentAt = new Float64Array(config.conns);
+    this.wasOpen = new Uint8Array(config.conns);
+    this.counted = new Float64Array(config.conns);
   }
 
   error(what: string): void {
@@ -196,6 +203,7 @@ function* connection(s: LoadState, id: number, address: string): Operation<void>
   }
   s.opened++;
   s.open++;
+  s.wasOpen[id] = 1;
   const total = size * pipeline;
   const out = Buffer.alloc(total);
   const back = Buffer.alloc(total);
@@ -240,6 +248,7 @@ function* connection(s: LoadState, id: number, address: string): Operation<void>
             s.error(`connection ${id}: message ${seq - pipeline + done} came back different (${firstDifference(out, back, off, size)})`);
           } else if (counted) {
             s.messages++;
+            s.counted[id]++;
             hist.record((now - sent) * 1000);
           }
         }
@@ -408,6 +417,7 @@ function finishReport(s: LoadState, cpu: { start: NodeJS.CpuUsage | null; used: 
     errors: s.errors,
     connsOpened: s.opened,
     connectFailures: s.connectFailures + (config.conns - s.settled),
+    starvedConns: seconds > 0 ? starved(s) : 0,
     clientCpuSec: round(cpu.used, 3),
     aborted,
     firstError: s.firstError,
@@ -415,6 +425,12 @@ function finishReport(s: LoadState, cpu: { start: NodeJS.CpuUsage | null; used: 
   if (config.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else process.stdout.write(formatReport(report));
   return report;
+}
+
+function starved(s: LoadState): number {
+  let n = 0;
+  for (let i = 0; i < s.config.conns; i++) if (s.wasOpen[i] === 1 && s.counted[i] === 0) n++;
+  return n;
 }
 
 function round(x: number, digits: number): number {
@@ -433,7 +449,7 @@ export function formatReport(r: LoadReport): string {
     `  throughput    ${r.mbPerSec.toFixed(2).padStart(12)}   MB/s of echoed payload`,
     `  latency (µs)  p50 ${formatInt(r.latencyUs.p50)}   p99 ${formatInt(r.latencyUs.p99)}   p99.9 ${formatInt(r.latencyUs.p999)}   max ${formatInt(r.latencyUs.max)}`,
     `  errors        ${formatInt(r.errors).padStart(12)}`,
-    `  connections   ${formatInt(r.connsOpened).padStart(12)}   opened, ${formatInt(r.connectFailures)} failed`,
+    `  connections   ${formatInt(r.connsOpened).padStart(12)}   opened, ${formatInt(r.connectFailures)} failed${r.starvedConns > 0 ? `, ${formatInt(r.starvedConns)} starved (no echo counted)` : ''}`,
     `  client CPU    ${r.clientCpuSec.toFixed(2).padStart(12)}   s${r.duration > 0 ? ` (${Math.round((r.clientCpuSec / r.duration) * 100)}% of one core)` : ''}`,
   ];
   if (r.firstError !== null) lines.push(`  first error   ${r.firstError}`);
