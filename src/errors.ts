@@ -56,3 +56,8 @@ export function describe(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;
   return String(value);
 }
+
+/** An Error with a Node-style `code`, for misuse of a socket (not a system call failure). */
+export function socketStateError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}

@@ -18,7 +18,7 @@ export interface Operation<T> {
  */
 export abstract class Instruction<T = unknown> implements Operation<T>, Iterator<unknown, T, any> {
   /** True while a `yield*` is inside this instruction as its own iterator (the fast path). */
-  private iterating = false;
+  protected iterating = false;
   private yielded = false;
   /** Made on first use: a Task is an instruction too, and most tasks are never joined. */
   private yieldResult: IteratorYieldResult<unknown> | null = null;

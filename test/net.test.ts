@@ -247,6 +247,7 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
         yield* conn.read();
       } catch (err) {
         msg = (err as Error).message;
+        expect((err as NodeJS.ErrnoException).code).toBe('ERR_SOCKET_BUSY');
       }
       first.cancel();
       conn.close();
@@ -254,6 +255,31 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
       return msg;
     });
     expect(message).toMatch(/another task is already waiting to read/);
+  });
+
+  it('frees the read side as soon as its reader is cancelled, before the reader has run', async () => {
+    const got = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0 }, echo);
+      const conn = yield* connect({ port: server.port });
+      const reader = yield* spawn(() => conn.read());
+      yield* sleep(1);
+      reader.cancel();
+      // No join first: the cancelled reader's claim is already released.
+      yield* conn.write('mine');
+      const chunk = yield* conn.read();
+      try {
+        yield* reader;
+      } catch (err) {
+        expect(err).toBeInstanceOf(CancelledError);
+      }
+      // And the released op still works for the next reader.
+      yield* conn.write('again');
+      const second = yield* conn.read();
+      conn.close();
+      server.close();
+      return [Buffer.from(chunk!).toString(), Buffer.from(second!).toString()];
+    });
+    expect(got).toEqual(['mine', 'again']);
   });
 
   it('removes interest when a task blocked in read, accept or connect is cancelled', async () => {

@@ -1,5 +1,5 @@
 import type { SocketApi } from '../backend/backend.js';
-import { describe, errnoError } from '../errors.js';
+import { describe, errnoError, socketStateError } from '../errors.js';
 import type { IoHandler, Loop, TimerWaiter } from '../loop.js';
 import { ERROR, HANGUP, READABLE, WRITABLE } from '../native.js';
 import type { Operation } from '../operation.js';
@@ -10,10 +10,6 @@ import { ReusableOp } from './reusable-op.js';
 /** Bytes `read()` asks for when no maximum is given. */
 const DEFAULT_READ_SIZE = 64 * 1024;
 
-/** An Error with a Node-style `code`, for misuse of a socket (not a system call failure). */
-export function socketStateError(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
 
 /**
  * A TCP connection. Reads and writes are operations: they complete at once when the kernel can
@@ -202,6 +198,7 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
   override abort(): void {
     this.task = null;
     this.stopTimer();
+    this.release();
   }
 
   /** Called on an edge: retry, and wake the task if there is an outcome. */

@@ -1,12 +1,12 @@
 import type { SocketApi } from '../backend/backend.js';
-import { CancelledError, describe, errnoError } from '../errors.js';
+import { CancelledError, describe, errnoError, socketStateError } from '../errors.js';
 import type { IoHandler, Loop } from '../loop.js';
 import { ERROR, HANGUP, READABLE, WRITABLE } from '../native.js';
 import { Instruction, type Operation } from '../operation.js';
 import { spawn } from '../primitives.js';
 import type { Runnable } from '../run-queue.js';
 import { NEXT, type Task } from '../task.js';
-import { peerOf, socketStateError } from './connection.js';
+import { peerOf } from './connection.js';
 import { EAGAIN } from './errno.js';
 import { listen, type ListenOptions, type Server } from './server.js';
 
@@ -97,16 +97,22 @@ export class Transport implements IoHandler, Runnable {
     return this.pendingBytes;
   }
 
-  /** Sends `data`, at once if the kernel takes it, else buffered (copied) until it does. */
-  write(data: Uint8Array | string): void {
+  /**
+   * Sends `data` (or `length` bytes of it from `offset`), at once if the kernel takes it, else
+   * buffered (copied) until it does.
+   */
+  write(data: Uint8Array | string, offset = 0, length?: number): void {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     if (!(bytes instanceof Uint8Array)) throw new TypeError(`write() takes a Uint8Array or string, not ${describe(data)}`);
+    const end = length === undefined ? bytes.length : offset + length;
+    if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(end) || end < offset || end > bytes.length) {
+      throw new RangeError(`write(): offset ${offset} and length ${length} do not lie inside the ${bytes.length}-byte buffer`);
+    }
     if (this.closing || this.eofPending || this.ended) throw socketStateError('ERR_STREAM_WRITE_AFTER_END', 'write after end or close');
-    if (bytes.length === 0) return;
-    let offset = 0;
+    if (end === offset) return;
     if (this.pendingBytes === 0 && this.writable) {
-      while (offset < bytes.length) {
-        const n = this.sockets.write(this.fd, bytes, offset, bytes.length - offset);
+      while (offset < end) {
+        const n = this.sockets.write(this.fd, bytes, offset, end - offset);
         if (n === EAGAIN) {
           this.writable = false;
           break;
@@ -117,12 +123,12 @@ export class Transport implements IoHandler, Runnable {
         }
         offset += n;
       }
-      if (offset === bytes.length) return;
+      if (offset === end) return;
       this.writable = false;
     }
     // The caller may reuse its buffer (dataReceived's view is reused): keep a copy.
-    this.pending.push(bytes.slice(offset));
-    this.pendingBytes += bytes.length - offset;
+    this.pending.push(bytes.slice(offset, end));
+    this.pendingBytes += end - offset;
     if (!this.writingPaused && this.pendingBytes > this.highWaterMark) {
       this.writingPaused = true;
       this.call('pauseWriting');

@@ -1,4 +1,5 @@
 import { Instruction } from '../operation.js';
+import { socketStateError } from '../errors.js';
 
 /**
  * An instruction reused for every call: a connection owns one read op and one write op, so a
@@ -10,8 +11,32 @@ import { Instruction } from '../operation.js';
  * per descriptor and direction, as trio asserts.
  */
 export abstract class ReusableOp<T> extends Instruction<T> {
+  /**
+   * Iterations given up by `release()` whose task has not yet received its CancelledError: the
+   * `throw()` V8 will forward for each must not end the claim of whoever took the op since.
+   */
+  private orphans = 0;
+
   /** Throws if a task is still inside the op; `what` names the operation for the message. */
   protected claim(what: string): void {
-    if (this.inUse) throw new Error(`another task is already waiting to ${what} on this socket`);
+    if (this.inUse) throw socketStateError('ERR_SOCKET_BUSY', `another task is already waiting to ${what} on this socket`);
+  }
+
+  /**
+   * The waiting task was cancelled: free the op at once, so that code which cancels a reader can
+   * read right away, before the cancelled task has even run its cleanup.
+   */
+  protected release(): void {
+    if (!this.iterating) return;
+    this.iterating = false;
+    this.orphans++;
+  }
+
+  override throw(err?: unknown): IteratorResult<unknown, T> {
+    if (this.orphans > 0) {
+      this.orphans--;
+      throw err;
+    }
+    return super.throw(err);
   }
 }

@@ -1,14 +1,14 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { SocketApi } from '../backend/backend.js';
-import { CancelledError, describe, errnoError } from '../errors.js';
+import { CancelledError, describe, errnoError, socketStateError } from '../errors.js';
 import type { IoHandler, Loop, TimerWaiter } from '../loop.js';
 import { ERROR, HANGUP, READABLE } from '../native.js';
 import type { Operation } from '../operation.js';
 import { checkDelay, currentTask, spawn, wait } from '../primitives.js';
 import { NEXT, THROW, type Task } from '../task.js';
-import { Connection, socketStateError } from './connection.js';
-import { EAGAIN, ECONNABORTED, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM, EPROTO } from './errno.js';
+import { Connection } from './connection.js';
+import { EAGAIN, EMFILE, ENFILE, ENOBUFS, ENOMEM, RETRY_ACCEPT } from './errno.js';
 import { ReusableOp } from './reusable-op.js';
 
 export interface ListenOptions {
@@ -123,6 +123,7 @@ class AcceptOp extends ReusableOp<Connection | number> implements TimerWaiter {
   override abort(): void {
     this.task = null;
     this.stopTimer();
+    this.release();
   }
 
   /** An edge on the listening socket (or the back-off timer): try again. */
@@ -164,8 +165,9 @@ class AcceptOp extends ReusableOp<Connection | number> implements TimerWaiter {
         return true;
       }
       if (r === EAGAIN) return false;
-      // The connection was reset before we took it, or a signal: there may be others.
-      if (r === ECONNABORTED || r === EINTR || r === EPROTO) continue;
+      // The connection was reset before we took it, a signal, or a network error that accept(2)
+      // passes on for the new connection ("treat them like EAGAIN by retrying"): others may wait.
+      if (RETRY_ACCEPT.has(r)) continue;
       if (r === EMFILE || r === ENFILE || r === ENOBUFS || r === ENOMEM) {
         if (this.timer < 0) this.timer = loop.addTimer(ACCEPT_BACKOFF_MS, this);
         return false;

@@ -1,11 +1,18 @@
 /** The addons under test and small socket helpers shared by the native tests. */
 import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadNative, nativeLoadError, type NativeBinding, type NativePoller } from '../../src/native.js';
 
 const require = createRequire(import.meta.url);
 
-export const releaseDir = fileURLToPath(new URL('../../build/Release/', import.meta.url));
+/**
+ * Where the addons were built: build/Release, or the directory of COLOOP_ADDON_PATH (the
+ * sanitizer run points it at build/sanitize/Release, so the kqueue test addon is instrumented too).
+ */
+export const releaseDir = process.env.COLOOP_ADDON_PATH
+  ? `${dirname(process.env.COLOOP_ADDON_PATH)}/`
+  : fileURLToPath(new URL('../../build/Release/', import.meta.url));
 
 function loadShippedAddon(): NativeBinding {
   const binding = loadNative();
