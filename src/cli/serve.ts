@@ -83,14 +83,20 @@ function reportErrorsAtExit(): void {
 }
 
 const ECHO_BUFFER_SIZE = 64 * 1024;
+const FIRST_BUFFER_SIZE = 2 * 1024;
 
-/** The serve() handler: one buffer per connection, allocated once; no allocation per message. */
+/**
+ * The serve() handler: one buffer per connection, reused for every message. It starts small and
+ * doubles (up to 64 KiB) only when a read fills it, so 10,000 connections of small messages hold
+ * 20 MiB of buffers rather than 640 MiB, and a bulk stream still reads in large gulps.
+ */
 function* echo(conn: Connection): Operation<void> {
-  const buf = new Uint8Array(ECHO_BUFFER_SIZE);
+  let buf = new Uint8Array(FIRST_BUFFER_SIZE);
   for (;;) {
     const n = yield* conn.readInto(buf);
     if (n === 0) return;
     yield* conn.write(buf, 0, n);
+    if (n === buf.length && buf.length < ECHO_BUFFER_SIZE) buf = new Uint8Array(buf.length * 2);
   }
 }
 
@@ -109,7 +115,7 @@ class EchoProtocol implements BufferedProtocol {
     return sharedReadBuffer;
   }
   bufferUpdated(n: number): void {
-    this.transport!.write(sharedReadBuffer.subarray(0, n));
+    this.transport!.write(sharedReadBuffer, 0, n);
   }
 }
 
