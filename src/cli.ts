@@ -1,4 +1,7 @@
 #!/usr/bin/env node
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { UsageError } from './cli/args.js';
 import { LOAD_USAGE, parseLoad, runLoad } from './cli/load.js';
 import { parseServe, runServe, SERVE_USAGE } from './cli/serve.js';
@@ -8,6 +11,7 @@ const USAGE = `usage: coloop <command> [options]
 commands:
   serve   an echo server (coloop native or js backend, or node:net)
   load    an echo load generator: throughput, latency percentiles, byte-exact checks
+  bench   the echo benchmark matrix (bench/echo/suite.js: --headline, --smoke, --help for more)
 
 \`coloop <command> --help\` describes a command's options.`;
 
@@ -28,7 +32,18 @@ async function main(argv: string[]): Promise<number> {
     const config = parseLoad(rest);
     return config === null ? 0 : runLoad(config);
   }
+  if (command === 'bench') return runBench(rest);
   throw new UsageError(`unknown command '${command}'`);
+}
+
+/** `coloop bench [args]`: the echo suite, in a process of its own, with this terminal. */
+function runBench(args: string[]): Promise<number> {
+  const suite = fileURLToPath(new URL('../bench/echo/suite.js', import.meta.url));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [suite, ...args], { stdio: 'inherit' });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => resolve(code ?? (signal === null ? 1 : 128 + (osConstants.signals[signal] ?? 0))));
+  });
 }
 
 main(process.argv.slice(2)).then(

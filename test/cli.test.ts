@@ -265,6 +265,12 @@ describe('bad usage exits 2 with a message', () => {
     expect(exit.stdout).toBe('');
   });
 
+  it('coloop bench passes its arguments to the echo suite', async () => {
+    const exit = await cli(['bench', '--help'], 10_000);
+    expect(exit.code).toBe(0);
+    expect(exit.stdout).toMatch(/--headline/);
+  });
+
   it('--help prints usage and exits 0', async () => {
     for (const args of [['--help'], ['serve', '--help'], ['load', '--help']]) {
       const exit = await cli(args, 10_000);
