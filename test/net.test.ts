@@ -346,6 +346,25 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect(errors).toEqual([]);
   });
 
+  it('never times out a connection that keeps sending within idleTimeout, however long it lives', async () => {
+    const replies = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0, idleTimeout: 40 }, echo);
+      const conn = yield* connect({ port: server.port });
+      let echoed = 0;
+      // 150 ms in all, a message every 10 ms: the connection outlives the limit several times.
+      for (let i = 0; i < 15; i++) {
+        yield* conn.write('x');
+        const got = yield* conn.read();
+        if (got !== null) echoed += got.length;
+        yield* sleep(10);
+      }
+      conn.close();
+      server.close();
+      return echoed;
+    });
+    expect(replies).toBe(15);
+  });
+
   it('throws ERR_IDLE_TIMEOUT from a read that waited longer than conn.idleTimeout', async () => {
     const code = await go(function* () {
       const server = yield* listen({ host: HOST, port: 0 });

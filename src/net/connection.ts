@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { SocketApi } from '../backend/backend.js';
 import { describe, errnoError, socketStateError } from '../errors.js';
 import type { IoHandler, Loop, TimerWaiter } from '../loop.js';
@@ -112,6 +113,7 @@ export class Connection implements IoHandler {
     this.reader.fail(err);
     this.writer.fail(err);
     this.connector.fail(err);
+    this.reader.disarm();
   }
 
   onIo(bits: number): void {
@@ -186,10 +188,19 @@ function checkRange(buf: Uint8Array, offset: number, length: number, what: strin
   if (!Number.isInteger(length) || length < 0 || offset + length > buf.length) throw new RangeError(`${what}(): length ${length} is outside the buffer`);
 }
 
-/** A parked task waiting on one direction of a connection. */
+/**
+ * A parked task waiting on one direction of a connection.
+ *
+ * A wait may have a time limit (a read's idle timeout). Its timer is lazy, as Node's own idle
+ * timers are: armed once, not cancelled and re-added around every read (two calls into the
+ * timer heap per message); when it fires it checks how long the current wait has really lasted,
+ * and re-arms for the remainder or fails the wait.
+ */
 abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
   protected task: Task<unknown> | null = null;
   private timer = -1;
+  /** performance.now() when the current wait began. */
+  private waitingSince = 0;
 
   constructor(protected readonly conn: Connection) {
     super();
@@ -197,7 +208,6 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
 
   override abort(): void {
     this.task = null;
-    this.stopTimer();
     this.release();
   }
 
@@ -208,7 +218,6 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
     const r = this.attempt();
     if (r === EAGAIN) return;
     this.task = null;
-    this.stopTimer();
     this.settle(task, r);
   }
 
@@ -216,15 +225,24 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
     const task = this.task;
     if (task === null) return;
     this.task = null;
-    this.stopTimer();
     task.resume(THROW, makeError());
   }
 
-  /** The wait lasted longer than `waitLimitMs()`. */
+  /** The time-limit timer fired: fail the wait if it has lasted that long, else wait on. */
   onTimer(): void {
     this.timer = -1;
-    const ms = this.waitLimitMs();
-    this.fail(() => socketStateError('ERR_IDLE_TIMEOUT', `no data received for ${ms} ms`));
+    if (this.task === null) return;
+    const limit = this.waitLimitMs();
+    const left = this.waitingSince + limit - performance.now();
+    // Within a millisecond is close enough: the timer's clock rounds to whole milliseconds.
+    if (left > 1) this.timer = this.conn.loop.addTimer(left, this);
+    else this.fail(() => socketStateError('ERR_IDLE_TIMEOUT', `no data received for ${limit} ms`));
+  }
+
+  /** The connection is closing: no timer may outlive it. */
+  disarm(): void {
+    if (this.timer >= 0) this.conn.loop.cancelTimer(this.timer);
+    this.timer = -1;
   }
 
   start(task: Task<unknown>): boolean {
@@ -232,7 +250,10 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
     if (r === EAGAIN) {
       this.task = task;
       const limit = this.waitLimitMs();
-      if (limit > 0) this.timer = this.conn.loop.addTimer(limit, this);
+      if (limit > 0) {
+        this.waitingSince = performance.now();
+        if (this.timer < 0) this.timer = this.conn.loop.addTimer(limit, this);
+      }
       return false;
     }
     const mode = this.outcome(r);
@@ -244,11 +265,6 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
   /** How long one wait may last before it fails (0: no limit). */
   protected waitLimitMs(): number {
     return 0;
-  }
-
-  private stopTimer(): void {
-    if (this.timer >= 0) this.conn.loop.cancelTimer(this.timer);
-    this.timer = -1;
   }
 
   /** Tries the system call; EAGAIN, or a result for `outcome`. */
