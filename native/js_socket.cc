@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 
 #include <cerrno>
+#include <cmath>
 #include <string>
 
 #include "js_args.h"
@@ -77,6 +78,43 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
                        "write");
 }
 
+// writev(fd, buffers, offset): buffers[0] from `offset`, then every other buffer whole, in one
+// system call. At most kMaxBuffers: a transport's flush gathers that many per call; the iovec
+// array lives on the stack, so nothing is allocated.
+constexpr uint32_t kMaxBuffers = 64;
+
+Napi::Value WriteVector(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  if (!info[1].IsArray()) ThrowArgType(env, "buffers", "an Array of Uint8Array");
+  Napi::Array list = info[1].As<Napi::Array>();
+  uint32_t count = list.Length();
+  if (count == 0 || count > kMaxBuffers) ThrowArgRange(env, "buffers.length", "from 1 to 64", count);
+  double offset = ArgNumber(info, 2, "offset");
+  iovec buffers[kMaxBuffers];
+  static uint8_t empty;
+  for (uint32_t i = 0; i < count; i++) {
+    Napi::Value item = list.Get(i);
+    if (!item.IsTypedArray() || item.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      ThrowArgType(env, "buffers[i]", "Uint8Array");
+    }
+    Napi::Uint8Array array = item.As<Napi::Uint8Array>();
+    size_t size = array.ByteLength();
+    size_t skip = 0;
+    if (i == 0) {
+      if (std::trunc(offset) != offset || offset < 0 || offset > static_cast<double>(size)) {
+        ThrowArgRange(env, "offset", "an integer from 0 to the first buffer's length", offset);
+      }
+      skip = static_cast<size_t>(offset);
+    }
+    uint8_t* data = array.Data();
+    buffers[i].iov_base = data == nullptr ? &empty : data + skip;
+    buffers[i].iov_len = size - skip;
+  }
+  return HotPathResult(env, static_cast<double>(WriteVectorSocket(fd, buffers, static_cast<int>(count))),
+                       "writev");
+}
+
 Napi::Value Shutdown(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
   int how = ArgInt32(info, 1, "how", SHUT_RD, SHUT_RDWR);
@@ -126,6 +164,7 @@ void ExportSocketFunctions(Napi::Env env, Napi::Object exports) {
   exports.Set("accept", Napi::Function::New<Accept>(env, "accept"));
   exports.Set("read", Napi::Function::New<Read>(env, "read"));
   exports.Set("write", Napi::Function::New<Write>(env, "write"));
+  exports.Set("writev", Napi::Function::New<WriteVector>(env, "writev"));
   exports.Set("shutdown", Napi::Function::New<Shutdown>(env, "shutdown"));
   exports.Set("close", Napi::Function::New<Close>(env, "close"));
   exports.Set("socketError", Napi::Function::New<GetSocketError>(env, "socketError"));

@@ -165,6 +165,17 @@ ssize_t WriteSocket(int fd, const void* data, size_t length) {
   return n < 0 ? -errno : n;
 }
 
+ssize_t WriteVectorSocket(int fd, const iovec* buffers, int count) {
+  msghdr message{};
+  message.msg_iov = const_cast<iovec*>(buffers);
+  message.msg_iovlen = static_cast<decltype(message.msg_iovlen)>(count);
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd, &message, kSendFlags);
+  } while (n < 0 && errno == EINTR);
+  return n < 0 ? -errno : n;
+}
+
 int ShutdownSocket(int fd, int how) { return ::shutdown(fd, how) == 0 ? 0 : -errno; }
 
 int CloseSocket(int fd) {

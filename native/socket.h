@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <cstddef>
 
@@ -34,6 +35,8 @@ int ConnectTcp(const SocketAddress& address, const char** failed_syscall);
 int AcceptTcp(int fd);
 ssize_t ReadSocket(int fd, void* data, size_t length);
 ssize_t WriteSocket(int fd, const void* data, size_t length);
+// Gathers `count` buffers into one send (sendmsg(2), so MSG_NOSIGNAL applies as for WriteSocket).
+ssize_t WriteVectorSocket(int fd, const iovec* buffers, int count);
 int ShutdownSocket(int fd, int how);
 int CloseSocket(int fd);
 // SO_ERROR, negated: the outcome of a nonblocking connect.

@@ -112,6 +112,8 @@ export interface NativeBinding {
   read(fd: number, buf: Uint8Array, offset: number, length: number): number;
   /** Returns bytes written or a negative errno. */
   write(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  /** sendmsg(2) of buffers[0] from `offset` and the rest whole (1 to 64 buffers). Bytes or -errno. */
+  writev(fd: number, buffers: readonly Uint8Array[], offset: number): number;
   /** how: 0 = SHUT_RD, 1 = SHUT_WR, 2 = SHUT_RDWR. Returns 0 or a negative errno. */
   shutdown(fd: number, how: number): number;
   /** Returns 0 or a negative errno. */

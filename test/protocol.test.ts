@@ -141,6 +141,31 @@ describe.each(BACKENDS)('Protocol/Transport on the %s backend', (backend) => {
     expect(events).toEqual(['pause', 'resume']);
   });
 
+  it('gathers many buffered writes into order-preserving flushes', async () => {
+    const count = 2000;
+    const got = await go(function* () {
+      const server = yield* createServer(
+        () => ({
+          connectionMade: (t: Transport) => {
+            // Far more than the kernel takes at once: most of these wait in the transport.
+            for (let i = 0; i < count; i++) t.write(`${String(i).padStart(6, '0')}:${'.'.repeat(2000)}\n`);
+            t.close();
+          },
+        }),
+        { host: HOST, port: 0 },
+      );
+      const conn = yield* connect({ port: server.port });
+      yield* sleep(20);
+      const data = yield* readAll(conn);
+      conn.close();
+      server.close();
+      return data.toString();
+    });
+    const lines = got.split('\n').filter(Boolean);
+    expect(lines).toHaveLength(count);
+    lines.forEach((line, i) => expect(line).toBe(`${String(i).padStart(6, '0')}:${'.'.repeat(2000)}`));
+  });
+
   it('reports an exception thrown in a protocol callback and aborts only that transport', async () => {
     const errors: string[] = [];
     const lost: string[] = [];

@@ -30,6 +30,11 @@ export interface SocketApi {
   read(fd: number, buf: Uint8Array, offset: number, length: number): number;
   /** Bytes taken from buf[offset, offset + length) (never 0 for length > 0), or a negative errno. */
   write(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  /**
+   * Gathers buffers[0] from `offset`, then every other buffer whole (at most 64), into one write.
+   * Bytes taken (possibly fewer than all), or a negative errno.
+   */
+  writev(fd: number, buffers: readonly Uint8Array[], offset: number): number;
   /** how: 0 read side, 1 write side (half-close), 2 both. 0 or a negative errno. */
   shutdown(fd: number, how: number): number;
   /** Closes the descriptor (the caller unregisters it first). 0 or a negative errno. */

@@ -447,6 +447,23 @@ export class JsSockets implements SocketApi {
     return take;
   }
 
+  /** One write per buffer, stopping at the first that is not taken whole (as a short sendmsg). */
+  writev(fd: number, buffers: readonly Uint8Array[], offset: number): number {
+    if (!Array.isArray(buffers)) throw argTypeError('buffers', 'an Array of Uint8Array');
+    if (buffers.length === 0 || buffers.length > 64) throw new RangeError(`buffers.length must be from 1 to 64, not ${buffers.length}`);
+    let total = 0;
+    for (let i = 0; i < buffers.length; i++) {
+      const buf = buffers[i]!;
+      if (!(buf instanceof Uint8Array)) throw argTypeError('buffers[i]', 'Uint8Array');
+      const from = i === 0 ? offset : 0;
+      const n = this.write(fd, buf, from, buf.length - from);
+      if (n < 0) return total > 0 ? total : n;
+      total += n;
+      if (n < buf.length - from) break;
+    }
+    return total;
+  }
+
   shutdown(fd: number, how: number): number {
     if (typeof fd !== 'number') throw argTypeError('fd', 'number');
     checkInt(how, 'how', 0, 2);

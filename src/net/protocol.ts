@@ -48,6 +48,8 @@ export interface CreateServerOptions extends ListenOptions {
 }
 
 const READ_SIZE = 64 * 1024;
+/** Buffers one writev may gather (the addon's limit). */
+const MAX_GATHER = 64;
 /** Reads per runStep before other work gets its turn (a fast sender must not starve the rest). */
 const READS_PER_STEP = 4;
 
@@ -228,23 +230,29 @@ export class Transport implements IoHandler, Runnable {
   }
 
   private flush(): void {
-    while (this.pending.length > 0) {
-      const head = this.pending[0]!;
-      const n = this.sockets.write(this.fd, head, this.headOffset, head.length - this.headOffset);
+    const pending = this.pending;
+    while (pending.length > 0) {
+      // Several buffered writes go out in one gathering call (writev), up to 64 at a time.
+      const n =
+        pending.length === 1
+          ? this.sockets.write(this.fd, pending[0]!, this.headOffset, pending[0]!.length - this.headOffset)
+          : this.sockets.writev(this.fd, pending.length <= MAX_GATHER ? pending : pending.slice(0, MAX_GATHER), this.headOffset);
       if (n === EAGAIN) {
         this.writable = false;
         return;
       }
       if (n < 0) {
-        this.abortWith(errnoError(n, 'write'));
+        this.abortWith(errnoError(n, pending.length === 1 ? 'write' : 'writev'));
         return;
       }
       this.pendingBytes -= n;
-      this.headOffset += n;
-      if (this.headOffset === head.length) {
-        this.pending.shift();
-        this.headOffset = 0;
+      // Drop the buffers the kernel took whole; the first one left may be partly sent.
+      let taken = n + this.headOffset;
+      while (pending.length > 0 && taken >= pending[0]!.length) {
+        taken -= pending[0]!.length;
+        pending.shift();
       }
+      this.headOffset = taken;
     }
     if (this.writingPaused && this.pendingBytes <= this.lowWaterMark) {
       this.writingPaused = false;

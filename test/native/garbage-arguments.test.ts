@@ -118,6 +118,10 @@ describe.each(addons)('garbage arguments (%s)', (_name, n: NativeBinding) => {
       ['accept', () => own(Reflect.apply(n.accept, null, args(fdValue)))],
       ['read', () => Reflect.apply(n.read, null, args(fdValue, anyValue, anyValue, anyValue))],
       ['write', () => Reflect.apply(n.write, null, args(fdValue, anyValue, anyValue, anyValue))],
+      ['writev', () => {
+        const buffers = () => (random() < 0.3 ? anyValue() : Array.from({ length: Math.floor(random() * 70) }, anyValue));
+        return Reflect.apply(n.writev, null, args(fdValue, buffers, anyValue));
+      }],
       ['shutdown', () => Reflect.apply(n.shutdown, null, args(fdValue, anyValue))],
       ['close', () => {
         const list = args(fdValue);
