@@ -1,21 +1,11 @@
-import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { connect, listen, run, serve, sleep, spawn, withTimeout, TimeoutError, type Connection, type Operation } from '../src/index.js';
 import { loadNative } from '../src/native.js';
-import { BACKENDS } from './helpers.js';
+import { BACKENDS, echoWith, openFds } from './helpers.js';
+
+const echo = echoWith(64 * 1024);
 
 const HOST = '127.0.0.1';
-const openFds = () => readdirSync('/proc/self/fd').length;
-
-function* echo(conn: Connection): Operation<void> {
-  const buf = new Uint8Array(64 * 1024);
-  for (;;) {
-    const n = yield* conn.readInto(buf);
-    if (n === 0) return;
-    yield* conn.write(buf, 0, n);
-  }
-}
-
 describe.each(BACKENDS)('backpressure and cancellation on the %s backend', (backend) => {
   const go = <T>(main: () => Operation<T>) => run(main, { backend });
 

@@ -1,24 +1,12 @@
 import { spawn as spawnChild } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { run, serve, wait, type Connection, type Operation } from '../src/index.js';
-import { BACKENDS } from './helpers.js';
+import { run, serve, wait } from '../src/index.js';
+import { BACKENDS, echoWith, openFds } from './helpers.js';
+
+const echo = echoWith(4096);
 
 const CLIENT = new URL('./fixtures/echo-client.mjs', import.meta.url).pathname;
 const CONNS = 10_000;
-
-function openFds(): number {
-  return readdirSync('/proc/self/fd').length;
-}
-
-function* echo(conn: Connection): Operation<void> {
-  const buf = new Uint8Array(4096);
-  for (;;) {
-    const n = yield* conn.readInto(buf);
-    if (n === 0) return;
-    yield* conn.write(buf, 0, n);
-  }
-}
 
 /** Runs the node:net client in a child process (its own fd budget) and parses its JSON line. */
 function runClient(port: number, conns: number, messages: number, size: number): Promise<{ code: number | null; result: Record<string, number> }> {

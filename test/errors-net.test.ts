@@ -1,16 +1,9 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { connect, listen, run, serve, sleep, wait, type Connection, type Operation } from '../src/index.js';
-import { BACKENDS } from './helpers.js';
+import { connect, listen, run, serve, sleep, wait, type Operation } from '../src/index.js';
+import { BACKENDS, echoWith } from './helpers.js';
 
-function* echo(conn: Connection): Operation<void> {
-  const buf = new Uint8Array(4096);
-  for (;;) {
-    const n = yield* conn.readInto(buf);
-    if (n === 0) return;
-    yield* conn.write(buf, 0, n);
-  }
-}
+const echo = echoWith(4096);
 
 /** A node:net server that resets every connection as soon as it has read something. */
 function resettingServer(): Promise<net.Server> {

@@ -1,20 +1,10 @@
-import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { all, connect, run, serve, sleep, spawn, type Connection, type Operation } from '../src/index.js';
-import { BACKENDS } from './helpers.js';
+import { BACKENDS, echoWith, openFds } from './helpers.js';
+
+const echo = echoWith(2048);
 
 const HOST = '127.0.0.1';
-const openFds = () => readdirSync('/proc/self/fd').length;
-
-function* echo(conn: Connection): Operation<void> {
-  const buf = new Uint8Array(2048);
-  for (;;) {
-    const n = yield* conn.readInto(buf);
-    if (n === 0) return;
-    yield* conn.write(buf, 0, n);
-  }
-}
-
 function* roundTrip(conn: Connection, text: string): Operation<string> {
   yield* conn.write(text);
   const out = new Uint8Array(text.length);

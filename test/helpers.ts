@@ -1,4 +1,5 @@
-import type { BackendName } from '../src/index.js';
+import { readdirSync } from 'node:fs';
+import type { BackendName, Connection, Operation } from '../src/index.js';
 
 /**
  * Every driver test runs once per backend. The native one is not optional: if the addon failed to
@@ -14,3 +15,45 @@ export const BACKENDS: readonly BackendName[] = (process.env.COLOOP_TEST_BACKEND
  * builds first (the pretest script), so this is the code under test, not a stale copy.
  */
 export const DIST_ENTRY = new URL('../dist/index.js', import.meta.url).pathname;
+
+/** Descriptors this process has open now. */
+export function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** An echo handler with one buffer of `size` bytes per connection, reused for every message. */
+export function echoWith(size: number): (conn: Connection) => Operation<void> {
+  return function* echo(conn) {
+    const buf = new Uint8Array(size);
+    for (;;) {
+      const n = yield* conn.readInto(buf);
+      if (n === 0) return;
+      yield* conn.write(buf, 0, n);
+    }
+  };
+}
+
+/** The echo handler most tests use. */
+export const echo = echoWith(16 * 1024);
+
+/** Reads until `length` bytes have come, or end of stream. */
+export function* readExactly(conn: Connection, length: number): Operation<Uint8Array> {
+  const out = new Uint8Array(length);
+  let got = 0;
+  while (got < length) {
+    const n = yield* conn.readInto(out, got, length - got);
+    if (n === 0) break;
+    got += n;
+  }
+  return out.subarray(0, got);
+}
+
+/** Reads everything up to end of stream. */
+export function* readAll(conn: Connection): Operation<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for (;;) {
+    const chunk = yield* conn.read();
+    if (chunk === null) return Buffer.concat(chunks);
+    chunks.push(chunk);
+  }
+}

@@ -3,19 +3,12 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { all, run, serve, sleep, spawn, wait, type Connection, type Operation } from '../src/index.js';
-import { BACKENDS } from './helpers.js';
+import { all, run, serve, sleep, spawn, wait } from '../src/index.js';
+import { BACKENDS, echoWith } from './helpers.js';
+
+const echo = echoWith(8192);
 
 const PYTHON_CLIENT = new URL('./fixtures/asyncio_client.py', import.meta.url).pathname;
-
-function* echo(conn: Connection): Operation<void> {
-  const buf = new Uint8Array(8192);
-  for (;;) {
-    const n = yield* conn.readInto(buf);
-    if (n === 0) return;
-    yield* conn.write(buf, 0, n);
-  }
-}
 
 describe.each(BACKENDS)('living beside other code on the %s backend', (backend) => {
   it('echoes for a Python asyncio client, byte-exact', async () => {

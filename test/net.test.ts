@@ -7,43 +7,12 @@ import {
   serve,
   sleep,
   spawn,
-  type Connection,
   type Operation,
   type Server,
 } from '../src/index.js';
-import { BACKENDS } from './helpers.js';
+import { BACKENDS, echo, readAll, readExactly } from './helpers.js';
 
 const HOST = '127.0.0.1';
-
-function* echo(conn: Connection): Operation<void> {
-  const buf = new Uint8Array(16 * 1024);
-  for (;;) {
-    const n = yield* conn.readInto(buf);
-    if (n === 0) return;
-    yield* conn.write(buf, 0, n);
-  }
-}
-
-/** Reads until `length` bytes have come, or EOF. */
-function* readExactly(conn: Connection, length: number): Operation<Uint8Array> {
-  const out = new Uint8Array(length);
-  let got = 0;
-  while (got < length) {
-    const n = yield* conn.readInto(out, got, length - got);
-    if (n === 0) break;
-    got += n;
-  }
-  return out.subarray(0, got);
-}
-
-function* readAll(conn: Connection): Operation<Buffer> {
-  const chunks: Uint8Array[] = [];
-  for (;;) {
-    const chunk = yield* conn.read();
-    if (chunk === null) return Buffer.concat(chunks);
-    chunks.push(chunk);
-  }
-}
 
 describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
   const go = <T>(main: () => Operation<T>) => run(main, { backend });

@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { connect, createServer, run, sleep, type Connection, type Operation, type Protocol, type Transport } from '../src/index.js';
-import { BACKENDS } from './helpers.js';
+import { connect, createServer, run, sleep, type Operation, type Protocol, type Transport } from '../src/index.js';
+import { BACKENDS, readAll } from './helpers.js';
 
 const HOST = '127.0.0.1';
-
-function* readAll(conn: Connection): Operation<Buffer> {
-  const chunks: Uint8Array[] = [];
-  for (;;) {
-    const chunk = yield* conn.read();
-    if (chunk === null) return Buffer.concat(chunks);
-    chunks.push(chunk);
-  }
-}
 
 class Echo implements Protocol {
   transport!: Transport;
