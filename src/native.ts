@@ -11,6 +11,7 @@
  * - The addon is context-aware: every worker thread gets its own instance.
  */
 import { createRequire } from 'node:module';
+import type { SocketApi } from './backend/backend.js';
 
 /** Event bits written beside each token by `Poller.wait`. */
 export const READABLE = 1;
@@ -98,31 +99,17 @@ export interface NativeTimerHeap {
   readonly size: number;
 }
 
-export interface NativeBinding {
+/**
+ * The addon's exports: the poller, the timer heap, and the nonblocking socket calls of the
+ * `SocketApi` contract (src/backend/backend.ts documents each), which the addon implements
+ * natively. Every fd it creates is O_NONBLOCK|O_CLOEXEC; accepted and connected sockets have
+ * TCP_NODELAY on.
+ */
+export interface NativeBinding extends SocketApi {
   Poller: NativePollerConstructor;
   TimerHeap: new () => NativeTimerHeap;
-  /** Nonblocking TCP sockets. Every fd is created O_NONBLOCK|O_CLOEXEC. */
-  /** Returns a listening fd. `host` is a numeric IPv4/IPv6 address. Throws a Node-style Error. */
+  /** Bound and listening on return (never a promise); throws a Node-style Error. */
   listen(host: string, port: number, backlog: number, reusePort: boolean): number;
-  /** Starts a nonblocking connect; returns the fd (EINPROGRESS is not an error). Throws on others. */
-  connect(host: string, port: number): number;
-  /** accept4; TCP_NODELAY set on the new fd. Returns the fd or a negative errno (-EAGAIN, ...). */
-  accept(fd: number): number;
-  /** Returns bytes read, 0 at EOF, or a negative errno. */
-  read(fd: number, buf: Uint8Array, offset: number, length: number): number;
-  /** Returns bytes written or a negative errno. */
-  write(fd: number, buf: Uint8Array, offset: number, length: number): number;
-  /** sendmsg(2) of buffers[0] from `offset` and the rest whole (1 to 64 buffers). Bytes or -errno. */
-  writev(fd: number, buffers: readonly Uint8Array[], offset: number): number;
-  /** how: 0 = SHUT_RD, 1 = SHUT_WR, 2 = SHUT_RDWR. Returns 0 or a negative errno. */
-  shutdown(fd: number, how: number): number;
-  /** Returns 0 or a negative errno. */
-  close(fd: number): number;
-  /** SO_ERROR: 0 or a negative errno (the result of a nonblocking connect). */
-  socketError(fd: number): number;
-  /** getsockname / getpeername. */
-  localAddress(fd: number): { address: string; family: 'IPv4' | 'IPv6'; port: number };
-  remoteAddress(fd: number): { address: string; family: 'IPv4' | 'IPv6'; port: number };
 }
 
 let cached: NativeBinding | null | undefined;
