@@ -3,34 +3,47 @@
  * deadlines expire in the order they were scheduled (libuv's rule). Ids are small integers reused
  * through a free list; `pos[id]` locates a timer in the heap, which makes `cancel` O(log n).
  *
- * The pure-JS backend runs on it; native/timer_heap.cc is the same structure in C++.
+ * Both backends keep their timers here. The arrays are typed and grow by doubling: a heap of a
+ * million timers is a few flat buffers, not a million boxed numbers in arrays with holes.
  */
 export class TimerHeap {
-  /** heap[i] is a timer id. */
-  private heap: number[] = [];
-  private deadline: number[] = [];
-  private seq: number[] = [];
-  /** pos[id] is the id's index in `heap`, or -1 when the id is free. */
-  private pos: number[] = [];
-  private free: number[] = [];
+  /** heap[0..count) are timer ids. */
+  private heap = new Int32Array(64);
+  private count = 0;
+  /** Per id: deadline, insertion sequence, and index in `heap` (-1 when the id is free). */
+  private deadline = new Float64Array(64);
+  private seq = new Float64Array(64);
+  private pos = new Int32Array(64).fill(-1);
+  /** Ids in use or freed so far; free ones are chained through `nextFree`. */
+  private ids = 0;
+  private nextFree = new Int32Array(64);
+  private freeHead = -1;
   private nextSeq = 0;
 
   get size(): number {
-    return this.heap.length;
+    return this.count;
   }
 
   /** The earliest deadline, or -1 when empty. */
   peek(): number {
-    return this.heap.length === 0 ? -1 : this.deadline[this.heap[0]!]!;
+    return this.count === 0 ? -1 : this.deadline[this.heap[0]!]!;
   }
 
   schedule(deadline: number): number {
     if (typeof deadline !== 'number' || Number.isNaN(deadline)) throw new TypeError('deadline must be a number');
-    const id = this.free.length > 0 ? this.free.pop()! : this.pos.length;
+    let id: number;
+    if (this.freeHead >= 0) {
+      id = this.freeHead;
+      this.freeHead = this.nextFree[id]!;
+    } else {
+      id = this.ids++;
+      if (id === this.pos.length) this.growIds();
+    }
     this.deadline[id] = deadline;
     this.seq[id] = this.nextSeq++;
-    const i = this.heap.length;
-    this.heap.push(id);
+    if (this.count === this.heap.length) this.heap = grow(this.heap, this.heap.length * 2);
+    const i = this.count++;
+    this.heap[i] = id;
     this.pos[id] = i;
     this.up(i);
     return id;
@@ -38,8 +51,9 @@ export class TimerHeap {
 
   /** Removes a pending timer. Returns false for an id that is not pending. */
   cancel(id: number): boolean {
-    const i = this.pos[id];
-    if (i === undefined || i < 0) return false;
+    if (!(id >= 0 && id < this.ids)) return false;
+    const i = this.pos[id]!;
+    if (i < 0) return false;
     this.removeAt(i);
     return true;
   }
@@ -52,7 +66,7 @@ export class TimerHeap {
   expire(now: number, out: Int32Array, offset = 0): number {
     let n = 0;
     const heap = this.heap;
-    while (heap.length > 0 && offset + n < out.length) {
+    while (this.count > 0 && offset + n < out.length) {
       const id = heap[0]!;
       if (this.deadline[id]! > now) break;
       out[offset + n++] = id;
@@ -64,10 +78,11 @@ export class TimerHeap {
   private removeAt(i: number): void {
     const heap = this.heap;
     const id = heap[i]!;
-    const last = heap.pop()!;
+    const last = heap[--this.count]!;
     this.pos[id] = -1;
-    this.free.push(id);
-    if (i < heap.length) {
+    this.nextFree[id] = this.freeHead;
+    this.freeHead = id;
+    if (i < this.count) {
       heap[i] = last;
       this.pos[last] = i;
       this.down(i);
@@ -98,7 +113,7 @@ export class TimerHeap {
 
   private down(i: number): void {
     const heap = this.heap;
-    const n = heap.length;
+    const n = this.count;
     const id = heap[i]!;
     for (;;) {
       let child = 2 * i + 1;
@@ -113,4 +128,20 @@ export class TimerHeap {
     heap[i] = id;
     this.pos[id] = i;
   }
+
+  private growIds(): void {
+    const size = this.pos.length * 2;
+    this.deadline = grow(this.deadline, size);
+    this.seq = grow(this.seq, size);
+    this.nextFree = grow(this.nextFree, size);
+    const pos = new Int32Array(size).fill(-1);
+    pos.set(this.pos);
+    this.pos = pos;
+  }
+}
+
+function grow<A extends Int32Array | Float64Array>(array: A, size: number): A {
+  const next = new (array.constructor as new (n: number) => A)(size);
+  next.set(array);
+  return next;
 }
