@@ -54,6 +54,8 @@ export class Loop {
   readonly backend: Backend;
   private readonly queue = new RunQueue();
   private readonly timerWaiters: (TimerWaiter | undefined)[] = [];
+  /** Scratch for collect(): the waiters of one batch of expired timers. */
+  private readonly firing: (TimerWaiter | undefined)[] = [];
   private readonly roots = new Set<Task<unknown>>();
   private readonly onError: (err: unknown) => void;
   private inTick = false;
@@ -310,13 +312,25 @@ export class Loop {
     }
     const expired = this.backend.expired;
     const count = expired[0]!;
+    if (count === 0) return;
+    // Two passes: every expired id is released before any waiter runs. A waiter may schedule a
+    // timer at once (a lazy idle timer re-arming, accept's back-off), and the heap may hand it an
+    // id that expired in this same batch: a single pass would then give that later entry the new
+    // waiter and lose the old one (a sleep that never woke).
     const waiters = this.timerWaiters;
+    const firing = this.firing;
+    let n = 0;
     for (let i = 1; i <= count; i++) {
       const id = expired[i]!;
       const waiter = waiters[id];
       if (waiter === undefined) continue;
       waiters[id] = undefined;
       this.pendingTimers--;
+      firing[n++] = waiter;
+    }
+    for (let i = 0; i < n; i++) {
+      const waiter = firing[i]!;
+      firing[i] = undefined;
       waiter.onTimer();
     }
   }

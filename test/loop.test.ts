@@ -30,6 +30,24 @@ describe.each(BACKENDS)('Loop on the %s backend', (backend) => {
     await loop.close();
   });
 
+  it('fires every timer of a batch even when one of them schedules a timer as it fires', async () => {
+    const loop = new Loop({ backend });
+    const fired: string[] = [];
+    // Both due at once, so they expire in one batch; the first re-arms itself synchronously (as a
+    // lazy idle timer does), and the heap may hand it the id the second just gave up.
+    const rearming = {
+      onTimer: () => {
+        fired.push('first');
+        loop.addTimer(1, { onTimer: () => fired.push('re-armed') });
+      },
+    };
+    loop.addTimer(0, rearming);
+    loop.addTimer(0, { onTimer: () => fired.push('second') });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(fired).toEqual(['first', 'second', 're-armed']);
+    await loop.close();
+  });
+
   it('reports a throwing callback to onError and keeps running', async () => {
     const errors: unknown[] = [];
     const loop = new Loop({ backend, onError: (e) => errors.push(e) });
