@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+
 /**
  * A binary min-heap of timers ordered by (deadline, insertion sequence), so that timers with equal
  * deadlines expire in the order they were scheduled (libuv's rule). Ids are small integers reused
@@ -144,4 +146,40 @@ function grow<A extends Int32Array | Float64Array>(array: A, size: number): A {
   const next = new (array.constructor as new (n: number) => A)(size);
   next.set(array);
   return next;
+}
+
+/** How many expired ids one poll reports; the rest stay due for the next. */
+const EXPIRED_CAPACITY = 4096;
+
+/**
+ * The timers of a backend, on performance.now()'s clock: both backends keep them in JS (a call
+ * into the addon per sleep cost more than the C++ heap saved; see src/backend/native.ts) and
+ * differ only in how they get woken at the earliest deadline.
+ */
+export class BackendTimers {
+  /** Expired ids written by `collect`: [0] holds the count, the ids follow. Allocated once. */
+  readonly expired = new Int32Array(EXPIRED_CAPACITY + 1);
+  private readonly heap = new TimerHeap();
+
+  now(): number {
+    return performance.now();
+  }
+
+  add(delayMs: number): number {
+    return this.heap.schedule(performance.now() + delayMs);
+  }
+
+  cancel(id: number): boolean {
+    return this.heap.cancel(id);
+  }
+
+  /** Moves the timers due at `now` into `expired`. */
+  collect(now: number): void {
+    this.expired[0] = this.heap.size === 0 ? 0 : this.heap.expire(now, this.expired, 1);
+  }
+
+  /** The earliest deadline, or -1 when none is pending. */
+  earliest(): number {
+    return this.heap.peek();
+  }
 }

@@ -1,10 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import { TimerHeap } from '../timers.js';
+import { BackendTimers } from '../timers.js';
 import type { Backend } from './backend.js';
 import { JsSockets } from './js-sockets.js';
 
 const EVENT_CAPACITY = 1024;
-const TIMER_CAPACITY = 4096;
 
 /**
  * The pure-JS backend: a JS timer heap behind one Node `setTimeout` armed for the earliest deadline,
@@ -14,8 +13,8 @@ const TIMER_CAPACITY = 4096;
 export class JsBackend implements Backend {
   readonly name = 'js' as const;
   readonly events = new Int32Array(EVENT_CAPACITY * 2);
-  readonly expired = new Int32Array(TIMER_CAPACITY + 1);
-  private readonly heap = new TimerHeap();
+  private readonly timers = new BackendTimers();
+  readonly expired = this.timers.expired;
   private timer: NodeJS.Timeout | null = null;
   private armedFor = Infinity;
   private closed = false;
@@ -35,26 +34,25 @@ export class JsBackend implements Backend {
   }
 
   now(): number {
-    return performance.now();
+    return this.timers.now();
   }
 
   addTimer(delayMs: number): number {
     // No Node timer here: a tick polls again before it ends, and `arm` runs when it does.
-    return this.heap.schedule(performance.now() + delayMs);
+    return this.timers.add(delayMs);
   }
 
   cancelTimer(id: number): boolean {
-    return this.heap.cancel(id);
+    return this.timers.cancel(id);
   }
 
   poll(): number {
-    const expired = this.expired;
-    expired[0] = this.heap.size === 0 ? 0 : this.heap.expire(performance.now(), expired, 1);
+    this.timers.collect(performance.now());
     return this.sockets.collect(this.events);
   }
 
   arm(): void {
-    const next = this.heap.peek();
+    const next = this.timers.earliest();
     if (next < 0) this.disarm();
     else if (this.timer === null || next < this.armedFor) this.armFor(next);
   }

@@ -1,10 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { errnoError } from '../errors.js';
 import type { NativeBinding, NativePoller } from '../native.js';
-import { TimerHeap } from '../timers.js';
+import { BackendTimers } from '../timers.js';
 import type { Backend, SocketApi } from './backend.js';
-
-const TIMER_CAPACITY = 4096;
 
 /**
  * The native backend: epoll (Linux) or kqueue (macOS/BSD) for readiness.
@@ -19,10 +17,10 @@ const TIMER_CAPACITY = 4096;
 export class NativeBackend implements Backend {
   readonly name = 'native' as const;
   readonly events: Int32Array;
-  readonly expired = new Int32Array(TIMER_CAPACITY + 1);
+  private readonly timers = new BackendTimers();
+  readonly expired = this.timers.expired;
   readonly poller: NativePoller;
   readonly sockets: SocketApi;
-  private readonly heap = new TimerHeap();
   private registered = 0;
   /** The poller's one timer (-1: none) and the JS deadline it stands for. */
   private armedId = -1;
@@ -45,21 +43,20 @@ export class NativeBackend implements Backend {
   }
 
   now(): number {
-    return performance.now();
+    return this.timers.now();
   }
 
   addTimer(delayMs: number): number {
-    return this.heap.schedule(performance.now() + delayMs);
+    return this.timers.add(delayMs);
   }
 
   cancelTimer(id: number): boolean {
-    return this.heap.cancel(id);
+    return this.timers.cancel(id);
   }
 
   poll(): number {
     const now = performance.now();
-    const expired = this.expired;
-    expired[0] = this.heap.size === 0 ? 0 : this.heap.expire(now, expired, 1);
+    this.timers.collect(now);
     // The crossing is needed for readiness, or to collect the poller's timer once it is due (it is
     // the only one the C++ heap holds); with neither, there is nothing to ask the kernel.
     if (this.registered === 0 && !(this.armedId >= 0 && now >= this.armedFor)) return 0;
@@ -73,7 +70,7 @@ export class NativeBackend implements Backend {
   }
 
   arm(): void {
-    const next = this.heap.peek();
+    const next = this.timers.earliest();
     if (next < 0) {
       // A cancelled sleep must not keep the process alive.
       if (this.armedId >= 0) this.poller.cancelTimer(this.armedId);
