@@ -156,15 +156,176 @@ Napi::Value GetRemoteAddress(const Napi::CallbackInfo& info) {
   return AddressObject(info, RemoteAddress, "getpeername");
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// The per-message calls (read, write, writev, accept) as raw Node-API callbacks.
+//
+// node-addon-api's checks cost about a dozen Node-API calls per crossing (napi_typeof before each
+// number, napi_is_typedarray and then napi_get_typedarray_info twice for a buffer, a CallbackInfo
+// object). The fast path below asks only what it needs: one napi_get_value_double per number (it
+// fails by itself on a non-number) and one napi_get_typedarray_info per buffer (it fails by itself
+// on a non-typed array). Anything that does not pass goes to the checked node-addon-api
+// implementation above, which throws the same TypeError/RangeError as before: the fast path only
+// decides that the arguments are valid, never what error they deserve.
+
+constexpr size_t kMaxFastArgs = 4;
+
+// `fn` with node-addon-api's conversion of a thrown Napi::Error into a JS exception.
+napi_value Checked(napi_env env, napi_callback_info info, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
+  try {
+    Napi::CallbackInfo checked(env, info);
+    return fn(checked);
+  } catch (const Napi::Error& error) {
+    error.ThrowAsJavaScriptException();
+    return nullptr;
+  }
+}
+
+// An integral double within [min, max]; NaN fails every comparison, so it is rejected too.
+inline bool FastInteger(napi_env env, napi_value value, double min, double max, double* out) {
+  return napi_get_value_double(env, value, out) == napi_ok && *out >= min && *out <= max &&
+         std::trunc(*out) == *out;
+}
+
+inline bool FastFd(napi_env env, napi_value value, int* fd) {
+  double d;
+  if (!FastInteger(env, value, 0, INT32_MAX, &d)) return false;
+  *fd = static_cast<int>(d);
+  return true;
+}
+
+// argv[index] is a Uint8Array and argv[index + 1], argv[index + 2] an offset and a length inside it.
+inline bool FastByteRange(napi_env env, const napi_value* argv, size_t index, ByteRange* out) {
+  napi_typedarray_type type;
+  size_t size;
+  void* data;
+  if (napi_get_typedarray_info(env, argv[index], &type, &size, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_uint8_array) {
+    return false;
+  }
+  double offset, length;
+  if (!FastInteger(env, argv[index + 1], 0, static_cast<double>(size), &offset)) return false;
+  if (!FastInteger(env, argv[index + 2], 0, static_cast<double>(size) - offset, &length)) return false;
+  static uint8_t empty;
+  uint8_t* bytes = data == nullptr ? &empty : static_cast<uint8_t*>(data);
+  *out = ByteRange{bytes + static_cast<size_t>(offset), static_cast<size_t>(length)};
+  return true;
+}
+
+// A hot-path result: the number, or (for EBADF/ENOTSOCK, a caller's bug) null so that the caller
+// falls back to the checked path, which repeats nothing harmful and throws the errno error.
+inline napi_value FastResult(napi_env env, double result) {
+  if (result == -EBADF || result == -ENOTSOCK) return nullptr;
+  napi_value value;
+  if (napi_create_double(env, result, &value) != napi_ok) return nullptr;
+  return value;
+}
+
+// Throws the errno error for a result FastResult refused (the call already happened: it must not
+// be repeated, so this does not go through the checked path).
+napi_value ThrowResult(napi_env env, double result, const char* syscall) {
+  try {
+    HotPathResult(Napi::Env(env), result, syscall);
+  } catch (const Napi::Error& error) {
+    error.ThrowAsJavaScriptException();
+  }
+  return nullptr;
+}
+
+napi_value FastRead(napi_env env, napi_callback_info info) {
+  size_t argc = kMaxFastArgs;
+  napi_value argv[kMaxFastArgs];
+  int fd;
+  ByteRange range;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 4 ||
+      !FastFd(env, argv[0], &fd) || !FastByteRange(env, argv, 1, &range)) {
+    return Checked(env, info, Read);
+  }
+  double result = static_cast<double>(ReadSocket(fd, range.data, range.length));
+  napi_value value = FastResult(env, result);
+  return value != nullptr ? value : ThrowResult(env, result, "read");
+}
+
+napi_value FastWrite(napi_env env, napi_callback_info info) {
+  size_t argc = kMaxFastArgs;
+  napi_value argv[kMaxFastArgs];
+  int fd;
+  ByteRange range;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 4 ||
+      !FastFd(env, argv[0], &fd) || !FastByteRange(env, argv, 1, &range)) {
+    return Checked(env, info, Write);
+  }
+  double result = static_cast<double>(WriteSocket(fd, range.data, range.length));
+  napi_value value = FastResult(env, result);
+  return value != nullptr ? value : ThrowResult(env, result, "write");
+}
+
+napi_value FastAccept(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int fd;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 1 ||
+      !FastFd(env, argv[0], &fd)) {
+    return Checked(env, info, Accept);
+  }
+  double result = AcceptTcp(fd);
+  napi_value value = FastResult(env, result);
+  return value != nullptr ? value : ThrowResult(env, result, "accept");
+}
+
+napi_value FastWriteVector(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int fd;
+  uint32_t count;
+  double offset;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 3 ||
+      !FastFd(env, argv[0], &fd) || napi_get_array_length(env, argv[1], &count) != napi_ok ||
+      count == 0 || count > kMaxBuffers || napi_get_value_double(env, argv[2], &offset) != napi_ok) {
+    return Checked(env, info, WriteVector);
+  }
+  iovec buffers[kMaxBuffers];
+  static uint8_t empty;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    napi_typedarray_type type;
+    size_t size;
+    void* data;
+    if (napi_get_element(env, argv[1], i, &item) != napi_ok ||
+        napi_get_typedarray_info(env, item, &type, &size, &data, nullptr, nullptr) != napi_ok ||
+        type != napi_uint8_array) {
+      return Checked(env, info, WriteVector);
+    }
+    size_t skip = 0;
+    if (i == 0) {
+      if (!(offset >= 0 && offset <= static_cast<double>(size)) || std::trunc(offset) != offset) {
+        return Checked(env, info, WriteVector);
+      }
+      skip = static_cast<size_t>(offset);
+    }
+    buffers[i].iov_base = data == nullptr ? &empty : static_cast<uint8_t*>(data) + skip;
+    buffers[i].iov_len = size - skip;
+  }
+  double result = static_cast<double>(WriteVectorSocket(fd, buffers, static_cast<int>(count)));
+  napi_value value = FastResult(env, result);
+  return value != nullptr ? value : ThrowResult(env, result, "writev");
+}
+
+void SetFunction(Napi::Env env, Napi::Object exports, const char* name, napi_callback callback) {
+  napi_value fn;
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn));
+  exports.Set(name, Napi::Value(env, fn));
+}
+
 }  // namespace
 
 void ExportSocketFunctions(Napi::Env env, Napi::Object exports) {
   exports.Set("listen", Napi::Function::New<Listen>(env, "listen"));
   exports.Set("connect", Napi::Function::New<Connect>(env, "connect"));
-  exports.Set("accept", Napi::Function::New<Accept>(env, "accept"));
-  exports.Set("read", Napi::Function::New<Read>(env, "read"));
-  exports.Set("write", Napi::Function::New<Write>(env, "write"));
-  exports.Set("writev", Napi::Function::New<WriteVector>(env, "writev"));
+  SetFunction(env, exports, "accept", FastAccept);
+  SetFunction(env, exports, "read", FastRead);
+  SetFunction(env, exports, "write", FastWrite);
+  SetFunction(env, exports, "writev", FastWriteVector);
   exports.Set("shutdown", Napi::Function::New<Shutdown>(env, "shutdown"));
   exports.Set("close", Napi::Function::New<Close>(env, "close"));
   exports.Set("socketError", Napi::Function::New<GetSocketError>(env, "socketError"));
