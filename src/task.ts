@@ -22,6 +22,13 @@ const CHILDREN = 2;
 const SETTLED = 3;
 
 /**
+ * Operations one step may complete without waiting (a read of data already buffered, a write the
+ * kernel takes at once, a spawn) before the task goes to the back of the run queue. Such a task
+ * never parks, so without a limit it would hold the batch, and every other task, until it did.
+ */
+const SYNC_OPS_PER_STEP = 64;
+
+/**
  * A running coroutine. It is an Operation (`yield* task` joins it) and a PromiseLike (`await task`
  * from async code).
  *
@@ -221,6 +228,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       }
       this.source = null;
     }
+    let syncOps = 0;
     for (;;) {
       const iterator = this.iterator!;
       let step: IteratorResult<unknown, unknown>;
@@ -266,6 +274,13 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       this.parkedOn = instruction;
       if (instruction.start(this)) {
         this.parkedOn = null;
+        if (++syncOps === SYNC_OPS_PER_STEP) {
+          // The result stays in the resume slot for the next batch; a cancel meanwhile is taken
+          // at the next yield, as for any task that is queued rather than parked.
+          this.queued = true;
+          this.loop.enqueue(this);
+          return;
+        }
         mode = this.resumeMode;
         value = this.resumeValue;
         this.resumeValue = undefined;

@@ -84,6 +84,40 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect(Buffer.compare(Buffer.from(echoed), Buffer.from(payload))).toBe(0);
   });
 
+  it('serves other tasks while a reader consumes a full socket buffer one byte at a time', async () => {
+    // Every 1-byte read completes at once (the data is already there): the reader never waits
+    // for the kernel, and must still leave room for the rest of the program.
+    const SIZE = 32 * 1024;
+    const { firstSeenAt, total } = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const client = yield* connect({ host: HOST, port: server.port });
+      const conn = yield* server.accept();
+      yield* client.write(new Uint8Array(SIZE).fill(7));
+      yield* sleep(50); // every byte is in the server's receive buffer (or the js backend's queue)
+      let otherRan = false;
+      const reader = yield* spawn(function* (): Operation<{ firstSeenAt: number; total: number }> {
+        const one = new Uint8Array(1);
+        let firstSeenAt = -1;
+        let total = 0;
+        while (total < SIZE) {
+          total += yield* conn.readInto(one);
+          if (otherRan && firstSeenAt < 0) firstSeenAt = total;
+        }
+        return { firstSeenAt, total };
+      });
+      yield* spawn(function* () {
+        otherRan = true;
+      });
+      const result = yield* reader;
+      for (const c of [client, conn]) c.close();
+      server.close();
+      return result;
+    });
+    expect(total).toBe(SIZE);
+    expect(firstSeenAt).toBeGreaterThan(0);
+    expect(firstSeenAt).toBeLessThan(SIZE);
+  });
+
   it('fails connect() to a closed port with ECONNREFUSED, code, errno and syscall', async () => {
     const err = await go(function* () {
       const server = yield* listen({ host: HOST, port: 0 });
