@@ -5,7 +5,7 @@ import { CancelledError, describe, errnoError, socketStateError } from '../error
 import type { IoHandler, Loop, TimerWaiter } from '../loop.js';
 import { ERROR, HANGUP, READABLE } from '../native.js';
 import type { Operation } from '../operation.js';
-import { checkDelay, currentTask, spawn, wait } from '../primitives.js';
+import { call, checkDelay, currentTask, spawn, wait } from '../primitives.js';
 import { NEXT, THROW, type Task } from '../task.js';
 import { Connection } from './connection.js';
 import { EAGAIN, EMFILE, ENFILE, ENOBUFS, ENOMEM, RETRY_ACCEPT } from './errno.js';
@@ -286,7 +286,9 @@ export function* serve(
   function* connection(conn: Connection): Operation<void> {
     conn.idleTimeout = idleTimeout;
     try {
-      yield* handler(conn);
+      // call(), not yield*: the driver resumes the handler directly on every read and write,
+      // rather than through this frame (a generator level less per message).
+      yield* call(handler(conn));
     } catch (err) {
       if (err instanceof CancelledError) throw err;
       if ((err as { code?: string }).code !== 'ERR_IDLE_TIMEOUT') onError(err, conn);
