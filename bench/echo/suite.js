@@ -408,6 +408,9 @@ async function runCell(def, sc, round, { client, duration, warmup }, prog) {
   try {
     srv = await startServer(def);
     rec.banner = srv.banner;
+    // The server's own footprint before any connection (a Node process alone is ~40 MiB): what
+    // the load adds is peak minus this.
+    rec.serverRssIdleKiB = procMemKiB(srv.child.pid).rss;
     // Warm-up: the same scenario, but at most WARMUP_CONNS connections (C10k's are opened by the
     // measured run itself; its connect phase is not measured).
     if (warmup > 0) await runClient(client, srv.port, { ...sc, conns: Math.min(sc.conns, WARMUP_CONNS) }, warmup);
