@@ -23,7 +23,8 @@ const SETTLED = 3;
 
 /**
  * Operations one step may complete without waiting (a read of data already buffered, a write the
- * kernel takes at once, a spawn) before the task goes to the back of the run queue. Such a task
+ * kernel takes at once, a spawn; not a call(), which is the task's own code) before the task goes
+ * to the back of the run queue. Such a task
  * never parks, so without a limit it would hold the batch, and every other task, until it did.
  */
 const SYNC_OPS_PER_STEP = 64;
@@ -274,7 +275,9 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       this.parkedOn = instruction;
       if (instruction.start(this)) {
         this.parkedOn = null;
-        if (++syncOps === SYNC_OPS_PER_STEP) {
+        // A call() completes at once too, but it only pushes a frame (the iterator changed): that
+        // is the task's own computation, not an operation, and deep recursion should not pay.
+        if (this.iterator === iterator && ++syncOps === SYNC_OPS_PER_STEP) {
           // The result stays in the resume slot for the next batch; a cancel meanwhile is taken
           // at the next yield, as for any task that is queued rather than parked.
           this.queued = true;
