@@ -22,12 +22,14 @@ const CHILDREN = 2;
 const SETTLED = 3;
 
 /**
- * Operations one step may complete without waiting (a read of data already buffered, a write the
- * kernel takes at once, a spawn; not a call(), which is the task's own code) before the task goes
- * to the back of the run queue. Such a task
- * never parks, so without a limit it would hold the batch, and every other task, until it did.
+ * Socket reads and writes one step may complete without waiting (data already buffered, a write
+ * the kernel takes whole) before the task goes to the back of the run queue. A task whose peer
+ * keeps up never parks, so without a limit it would hold the batch, and every other task, for as
+ * long as the data flowed. Only data operations count: a spawn, an accept, a call() or a join of
+ * a finished task is the task's own work, and an accept loop must drain the backlog at once (a
+ * limit there left connections waiting in the accept queue for a second at C10k).
  */
-const SYNC_OPS_PER_STEP = 64;
+const SOCKET_OPS_PER_STEP = 64;
 
 /**
  * A running coroutine. It is an Operation (`yield* task` joins it) and a PromiseLike (`await task`
@@ -53,6 +55,8 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
   parkGen = 0;
   /** Per-wait scratch slot for the instruction parked on (a timer id, for `sleep`). */
   waitId = -1;
+  /** Socket operations this step may still complete at once (SOCKET_OPS_PER_STEP); ops spend it. */
+  socketBudget = 0;
 
   private phase = CREATED;
   private source: OperationSource<T> | null;
@@ -229,7 +233,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       }
       this.source = null;
     }
-    let syncOps = 0;
+    this.socketBudget = SOCKET_OPS_PER_STEP;
     for (;;) {
       const iterator = this.iterator!;
       let step: IteratorResult<unknown, unknown>;
@@ -275,9 +279,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       this.parkedOn = instruction;
       if (instruction.start(this)) {
         this.parkedOn = null;
-        // A call() completes at once too, but it only pushes a frame (the iterator changed): that
-        // is the task's own computation, not an operation, and deep recursion should not pay.
-        if (this.iterator === iterator && ++syncOps === SYNC_OPS_PER_STEP) {
+        if (this.socketBudget <= 0) {
           // The result stays in the resume slot for the next batch; a cancel meanwhile is taken
           // at the next yield, as for any task that is queued rather than parked.
           this.queued = true;

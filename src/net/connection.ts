@@ -268,6 +268,7 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
     const mode = this.outcome(r);
     task.resumeMode = mode;
     task.resumeValue = this.value;
+    task.socketBudget--;
     return true;
   }
 
