@@ -212,8 +212,8 @@ inline bool FastByteRange(napi_env env, const napi_value* argv, size_t index, By
   return true;
 }
 
-// A hot-path result: the number, or (for EBADF/ENOTSOCK, a caller's bug) null so that the caller
-// falls back to the checked path, which repeats nothing harmful and throws the errno error.
+// A hot-path result: the number, or null for EBADF/ENOTSOCK (a caller's bug), which the caller
+// then throws with ThrowResult.
 inline napi_value FastResult(napi_env env, double result) {
   if (result == -EBADF || result == -ENOTSOCK) return nullptr;
   napi_value value;
