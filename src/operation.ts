@@ -19,9 +19,9 @@ export interface Operation<T> {
 export abstract class Instruction<T = unknown> implements Operation<T>, Iterator<unknown, T, any> {
   /** True while a `yield*` is inside this instruction as its own iterator (the fast path). */
   protected iterating = false;
-  private yielded = false;
+  protected yielded = false;
   /** Made on first use: a Task is an instruction too, and most tasks are never joined. */
-  private yieldResult: IteratorYieldResult<unknown> | null = null;
+  protected yieldResult: IteratorYieldResult<unknown> | null = null;
 
   /**
    * The instruction is its own iterator, so a `yield*` allocates nothing more. Should the same
@@ -72,13 +72,14 @@ export abstract class Instruction<T = unknown> implements Operation<T>, Iterator
  */
 const DONE: IteratorReturnResult<unknown> = { value: undefined, done: true };
 
-function done<T>(value: T): IteratorReturnResult<T> {
+/** @internal */
+export function done<T>(value: T): IteratorReturnResult<T> {
   DONE.value = value;
   return DONE as IteratorReturnResult<T>;
 }
 
-/** Yields its instruction once and returns what the driver sends back. */
-class YieldOnce<T> implements Iterator<unknown, T, any> {
+/** Yields its instruction once and returns what the driver sends back. @internal */
+export class YieldOnce<T> implements Iterator<unknown, T, any> {
   private yielded = false;
   constructor(private readonly instruction: Instruction<T>) {}
 

@@ -1,4 +1,4 @@
-import { Instruction } from '../operation.js';
+import { done, Instruction, YieldOnce } from '../operation.js';
 import { socketStateError } from '../errors.js';
 
 /**
@@ -32,11 +32,35 @@ export abstract class ReusableOp<T> extends Instruction<T> {
     this.orphans++;
   }
 
-  override throw(err?: unknown): IteratorResult<unknown, T> {
-    if (this.orphans > 0) {
-      this.orphans--;
-      throw err;
+  // The iteration protocol, as Instruction has it, once more. V8 keeps type feedback per function:
+  // Instruction's own methods serve every kind of instruction (thirteen classes), so their field
+  // accesses are megamorphic (a stub-cache lookup each; callgrind put LoadIC_Megamorphic and
+  // StoreIC at 16% of an echo's user-space instructions). These copies see only the socket ops.
+
+  override [Symbol.iterator](): Iterator<unknown, T, any> {
+    if (this.iterating) return new YieldOnce<T>(this);
+    this.iterating = true;
+    this.yielded = false;
+    return this;
+  }
+
+  override next(value?: unknown): IteratorResult<unknown, T> {
+    if (!this.yielded) {
+      this.yielded = true;
+      return (this.yieldResult ??= { value: this, done: false });
     }
-    return super.throw(err);
+    this.iterating = false;
+    return done(value as T);
+  }
+
+  override throw(err?: unknown): IteratorResult<unknown, T> {
+    if (this.orphans > 0) this.orphans--;
+    else this.iterating = false;
+    throw err;
+  }
+
+  override return(value?: T): IteratorResult<unknown, T> {
+    this.iterating = false;
+    return done(value as T);
   }
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// User-space instructions per echo round trip, counted by valgrind (callgrind): unlike time, the
+// count repeats run after run whatever else the machine is doing, so a change of a few percent
+// in the driver's or the addon's own work shows where wall-clock benchmarks only show noise.
+//
+//   node bench/instructions.js [--modes serve,proto] [--dist OTHER/dist ...]   (another build of the
+//   driver, e.g. `npx tsc -p tsconfig.build.json --outDir /tmp/old-dist` on an older commit)
+//
+// Each mode runs bench/lib/echo-inproc.mjs twice (4,000 and 24,000 round trips, client and server
+// in one process) and reports the difference / 20,000: startup and warm-up cancel out. Kernel work
+// is not counted (callgrind sees user space only). Needs valgrind; takes ~20 s per mode and build.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const modes = opt('--modes', 'serve,proto').split(',');
+const builds = [['this build', null]];
+for (let i = 0; i < args.length; i++) if (args[i] === '--dist') builds.push([args[i + 1], path.resolve(args[i + 1])]);
+if (spawnSync('valgrind', ['--version']).status !== 0) {
+  console.error('bench/instructions.js needs valgrind (apt-get install valgrind)');
+  process.exit(1);
+}
+
+function count(n, mode, dist) {
+  const env = { ...process.env };
+  // Another dist/ has no build/ beside it: it loads this checkout's addon (the driver is compared).
+  if (dist) Object.assign(env, { COLOOP_DIST: dist, COLOOP_ADDON_PATH: env.COLOOP_ADDON_PATH || path.join(here, '../build/Release/coloop.node') });
+  const r = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, '--no-concurrent-recompilation',
+    path.join(here, 'lib/echo-inproc.mjs'), String(n), mode], { env, encoding: 'utf8' });
+  const m = /Collected : (\d+)/.exec(r.stderr);
+  if (r.status !== 0 || !m) throw new Error(`valgrind run failed (${mode}, ${n}): ${r.stderr.slice(-500)}`);
+  return Number(m[1]);
+}
+
+const LOW = 4000;
+const HIGH = 24000;
+for (const mode of modes) {
+  for (const [label, dist] of builds) {
+    const perRoundTrip = (count(HIGH, mode, dist) - count(LOW, mode, dist)) / (HIGH - LOW);
+    console.log(`${mode.padEnd(6)} ${label.padEnd(24)} ${Math.round(perRoundTrip).toLocaleString('en')} instructions per round trip`);
+  }
+}
