@@ -26,8 +26,8 @@ const SETTLED = 3;
  * the kernel takes whole) before the task goes to the back of the run queue. A task whose peer
  * keeps up never parks, so without a limit it would hold the batch, and every other task, for as
  * long as the data flowed. Only data operations count: a spawn, an accept, a call() or a join of
- * a finished task is the task's own work, and an accept loop must drain the backlog at once (a
- * limit there left connections waiting in the accept queue for a second at C10k).
+ * a finished task is the task's own work, and an accept loop drains its backlog in one go, as
+ * libuv's does.
  */
 const SOCKET_OPS_PER_STEP = 64;
 
@@ -282,8 +282,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
         if (this.socketBudget <= 0) {
           // The result stays in the resume slot for the next batch; a cancel meanwhile is taken
           // at the next yield, as for any task that is queued rather than parked.
-          this.queued = true;
-          this.loop.enqueue(this);
+          this.schedule();
           return;
         }
         mode = this.resumeMode;
