@@ -19,6 +19,7 @@
 #include "js_args.h"
 #include "js_exports.h"
 #include "poller.h"
+#include "socket.h"
 #include "timer_heap.h"
 
 namespace coloop {
@@ -31,6 +32,10 @@ constexpr int32_t kMaxCapacity = 1 << 20;
 constexpr size_t kTimerSlots = 4096 + 1;
 // The uv_timer is armed at most this far ahead (about 31,700 years); beyond it deadlines stay put.
 constexpr double kMaxTimerDelayMs = 1e15;
+
+// Read-ahead (see ReadAhead): the result of an event nothing was read for.
+constexpr int32_t kNotRead = INT32_MIN;
+constexpr int32_t kMaxTokens = 1 << 24;
 
 // uv_hrtime is CLOCK_MONOTONIC on Linux, and on every platform the clock libuv's loop time is read
 // from (on Linux through CLOCK_MONOTONIC_COARSE, so loop time may trail it by a tick).
@@ -65,13 +70,17 @@ class JsPoller : public Napi::ObjectWrap<JsPoller> {
   Napi::Value Now(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value TimerCount(const Napi::CallbackInfo& info);
+  Napi::Value EnableReadAhead(const Napi::CallbackInfo& info);
+  Napi::Value SetReadTarget(const Napi::CallbackInfo& info);
 
   void StartLoopHandles(Napi::Env env);
   void CheckOpen(Napi::Env env) const;
   void CheckArraysAttached(Napi::Env env);
   void Control(Napi::Env env, int err);
-  void MarkRegistered(int fd);
+  void MarkRegistered(int fd, int32_t token);
   bool UnmarkRegistered(int fd);
+  void ReadAhead(int count);
+  void ForgetReadTarget(size_t token);
   void ArmTimer();
   void UpdateKeepAlive();
   // Releases everything; `release_ref` is false from the destructor, whose reference is going.
@@ -92,10 +101,21 @@ class JsPoller : public Napi::ObjectWrap<JsPoller> {
   int32_t* events_ = nullptr;
   int32_t* timer_ids_ = nullptr;
   LoopHandles* handles_ = nullptr;  // null once closed
-  // Which fds are registered, indexed by fd (fds are small, bounded by RLIMIT_NOFILE). The count
-  // decides whether the uv_poll keeps the process alive.
-  std::vector<bool> registered_;
+  // The token of each registered fd (-1: not registered), indexed by fd (fds are small, bounded by
+  // RLIMIT_NOFILE). The count decides whether the uv_poll keeps the process alive.
+  std::vector<int32_t> token_of_fd_;
   size_t registered_count_ = 0;
+  // The fd of each event of the last wait().
+  std::vector<int32_t> event_fds_;
+  // Read-ahead, once enabled: wants_[2 * token] > 0 asks the next wait() to read up to that many
+  // bytes of the token's fd into its read target (a Uint8Array held by targets_[token]) at offset
+  // wants_[2 * token + 1]; results_ has two slots per event (bytes or -errno, bytes asked for).
+  Napi::Reference<Napi::ArrayBuffer> wants_buffer_;
+  Napi::Reference<Napi::ArrayBuffer> results_buffer_;
+  int32_t* wants_ = nullptr;
+  size_t want_tokens_ = 0;
+  int32_t* results_ = nullptr;
+  std::vector<napi_ref> targets_;
   bool timer_armed_ = false;
   double armed_deadline_ = 0;
   bool held_ = false;  // whether this object holds a strong reference to its JS object
@@ -129,6 +149,7 @@ JsPoller::JsPoller(const Napi::CallbackInfo& info)
           "timers", Napi::Int32Array::New(env, kTimerSlots, timers_buffer, 0), napi_enumerable),
   });
 
+  event_fds_.resize(static_cast<size_t>(poller_.capacity()));
   int err = poller_.open();
   if (err != 0) throw ErrnoError(env, err, Poller::OpenSyscall());
   StartLoopHandles(env);
@@ -182,6 +203,8 @@ Napi::Function JsPoller::Define(Napi::Env env) {
                          InstanceMethod<&JsPoller::CancelTimer>("cancelTimer"),
                          InstanceMethod<&JsPoller::Now>("now"),
                          InstanceMethod<&JsPoller::Close>("close"),
+                         InstanceMethod<&JsPoller::EnableReadAhead>("enableReadAhead"),
+                         InstanceMethod<&JsPoller::SetReadTarget>("setReadTarget"),
                          InstanceAccessor<&JsPoller::TimerCount>("timerCount"),
                      });
 }
@@ -196,27 +219,38 @@ void JsPoller::CheckArraysAttached(Napi::Env env) {
   if (events_buffer_.Value().IsDetached() || timers_buffer_.Value().IsDetached()) {
     throw CodeError(env, "ERR_INVALID_STATE", "The poller's events or timers array was detached");
   }
+  if (wants_ != nullptr && (wants_buffer_.Value().IsDetached() || results_buffer_.Value().IsDetached())) {
+    throw CodeError(env, "ERR_INVALID_STATE", "The poller's read-ahead arrays were detached");
+  }
 }
 
 void JsPoller::Control(Napi::Env env, int err) {
   if (err != 0) throw ErrnoError(env, err, Poller::ControlSyscall());
 }
 
-void JsPoller::MarkRegistered(int fd) {
+// Also for modify(): the fd keeps counting once, under its new token.
+void JsPoller::MarkRegistered(int fd, int32_t token) {
   size_t index = static_cast<size_t>(fd);
-  if (index >= registered_.size()) registered_.resize(index + 1);
-  // Already marked: the fd was closed without remove() and its number reused. The kernel dropped
-  // the old registration (epoll(7) Q6; kqueue(2)), so the count is unchanged.
-  if (!registered_[index]) {
-    registered_[index] = true;
+  if (index >= token_of_fd_.size()) token_of_fd_.resize(index + 1, -1);
+  // Already marked: the fd was closed without remove() and its number reused (the kernel dropped
+  // the old registration, epoll(7) Q6; kqueue(2)), or modify() gave it a new token. The count is
+  // unchanged.
+  int32_t old = token_of_fd_[index];
+  if (old < 0) {
     ++registered_count_;
+  } else if (old != token) {
+    ForgetReadTarget(static_cast<size_t>(old));
   }
+  token_of_fd_[index] = token;
 }
 
 bool JsPoller::UnmarkRegistered(int fd) {
   size_t index = static_cast<size_t>(fd);
-  if (index >= registered_.size() || !registered_[index]) return false;
-  registered_[index] = false;
+  if (index >= token_of_fd_.size() || token_of_fd_[index] < 0) return false;
+  size_t token = static_cast<size_t>(token_of_fd_[index]);
+  token_of_fd_[index] = -1;
+  // A read asked for the old registration must not reach whatever the token is given next.
+  ForgetReadTarget(token);
   --registered_count_;
   return true;
 }
@@ -226,7 +260,7 @@ Napi::Value JsPoller::Add(const Napi::CallbackInfo& info) {
   int32_t token = ArgInt32(info, 1, "token", 0, INT32_MAX);
   CheckOpen(info.Env());
   Control(info.Env(), poller_.add(fd, token));
-  MarkRegistered(fd);
+  MarkRegistered(fd, token);
   UpdateKeepAlive();
   return info.Env().Undefined();
 }
@@ -236,6 +270,7 @@ Napi::Value JsPoller::Modify(const Napi::CallbackInfo& info) {
   int32_t token = ArgInt32(info, 1, "token", 0, INT32_MAX);
   CheckOpen(info.Env());
   Control(info.Env(), poller_.modify(fd, token));
+  MarkRegistered(fd, token);
   return info.Env().Undefined();
 }
 
@@ -266,8 +301,9 @@ Napi::Value JsPoller::Wait(const Napi::CallbackInfo& info) {
   int n = 0;
   // With nothing registered a zero-timeout wait cannot report anything: skip the syscall.
   if (timeout != 0 || registered_count_ > 0) {
-    n = poller_.wait(RoundUpTimeoutMs(timeout), events_);
+    n = poller_.wait(RoundUpTimeoutMs(timeout), events_, event_fds_.data());
     if (n == -EINTR) n = 0;
+    if (n > 0 && wants_ != nullptr) ReadAhead(n);
   }
   // Collected after the kernel wait, so a wait that ended at a deadline reports that timer.
   timer_ids_[0] = static_cast<int32_t>(timers_.expire(NowMs(), timer_ids_ + 1, kTimerSlots - 1));
@@ -304,6 +340,103 @@ Napi::Value JsPoller::Now(const Napi::CallbackInfo& info) {
 Napi::Value JsPoller::Close(const Napi::CallbackInfo& info) {
   Shutdown(true);
   return info.Env().Undefined();
+}
+
+// Reads, inside this same call, for every readable event whose token asked for it, straight into
+// the reader's own buffer: a reader parked on a socket then costs no call into the addon of its
+// own, and no copy. An ask is used up by the read; JS renews it each time a reader parks. The
+// target is checked at every read (it may have been detached or shrunk since it was set): when it
+// no longer holds the bytes asked for, the event is reported unread and the reader reads for
+// itself, as without read-ahead.
+void JsPoller::ReadAhead(int count) {
+  napi_env env = Env();
+  for (int i = 0; i < count; ++i) {
+    int32_t* result = results_ + 2 * i;
+    result[0] = kNotRead;
+    if ((events_[2 * i + 1] & (kReadable | kHangup | kError)) == 0) continue;
+    int32_t token = events_[2 * i];
+    if (token < 0 || static_cast<size_t>(token) >= want_tokens_) continue;
+    int32_t want = wants_[2 * token];
+    int32_t offset = wants_[2 * token + 1];
+    if (want <= 0 || offset < 0 || static_cast<size_t>(token) >= targets_.size()) continue;
+    napi_ref ref = targets_[token];
+    napi_value target = nullptr;
+    if (ref == nullptr || napi_get_reference_value(env, ref, &target) != napi_ok || target == nullptr) continue;
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(env, target, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+        type != napi_uint8_array || data == nullptr || static_cast<size_t>(offset) > length ||
+        static_cast<size_t>(want) > length - static_cast<size_t>(offset)) {
+      continue;
+    }
+    wants_[2 * token] = 0;
+    ssize_t got = ReadSocket(event_fds_[i], static_cast<uint8_t*>(data) + offset, static_cast<size_t>(want));
+    result[0] = static_cast<int32_t>(got);
+    result[1] = want;
+  }
+}
+
+void JsPoller::ForgetReadTarget(size_t token) {
+  if (token < want_tokens_) wants_[2 * token] = 0;
+  if (token < targets_.size() && targets_[token] != nullptr) {
+    napi_delete_reference(Env(), targets_[token]);
+    targets_[token] = nullptr;
+  }
+}
+
+// Turns read-ahead on (results are made once) and makes sure the wants array has slots for every
+// token below `tokens`; returns { wants, results }. A larger wants array replaces the old one, with
+// its asks copied: the caller must use the new one from then on.
+Napi::Value JsPoller::EnableReadAhead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t tokens = ArgInt32(info, 0, "tokens", 1, kMaxTokens);
+  CheckOpen(env);
+  CheckArraysAttached(env);
+  if (results_ == nullptr) {
+    size_t result_slots = static_cast<size_t>(poller_.capacity()) * 2;
+    Napi::ArrayBuffer results = Napi::ArrayBuffer::New(env, result_slots * sizeof(int32_t));
+    results_buffer_ = Napi::Persistent(results);
+    results_ = static_cast<int32_t*>(results.Data());
+  }
+  if (wants_ == nullptr || want_tokens_ < static_cast<size_t>(tokens)) {
+    size_t count = std::max<size_t>(static_cast<size_t>(tokens), want_tokens_ * 2);
+    count = std::min<size_t>(std::max<size_t>(count, 1024), kMaxTokens);
+    Napi::ArrayBuffer grown = Napi::ArrayBuffer::New(env, count * 2 * sizeof(int32_t));
+    auto* slots = static_cast<int32_t*>(grown.Data());
+    std::fill(slots, slots + count * 2, 0);
+    if (wants_ != nullptr) std::copy(wants_, wants_ + want_tokens_ * 2, slots);
+    wants_buffer_ = Napi::Persistent(grown);
+    wants_ = slots;
+    want_tokens_ = count;
+  }
+  Napi::Object out = Napi::Object::New(env);
+  Napi::ArrayBuffer results = results_buffer_.Value();
+  out.Set("wants", Napi::Int32Array::New(env, want_tokens_ * 2, wants_buffer_.Value(), 0));
+  out.Set("results", Napi::Int32Array::New(env, results.ByteLength() / sizeof(int32_t), results, 0));
+  out.Set("notRead", Napi::Number::New(env, kNotRead));
+  return out;
+}
+
+// The buffer the token's reads ahead go into (a Uint8Array), until another is set or the fd is
+// removed. Held strongly meanwhile.
+Napi::Value JsPoller::SetReadTarget(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (wants_ == nullptr) throw CodeError(env, "ERR_INVALID_STATE", "Read-ahead is not enabled");
+  int32_t token = ArgInt32(info, 0, "token", 0, static_cast<int32_t>(want_tokens_ - 1));
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowArgType(env, "buffer", "Uint8Array");
+  }
+  size_t slot = static_cast<size_t>(token);
+  if (slot >= targets_.size()) targets_.resize(std::min(want_tokens_, std::max(slot + 1, targets_.size() * 2)), nullptr);
+  napi_ref ref = nullptr;
+  if (napi_create_reference(env, info[1], 1, &ref) != napi_ok) {
+    throw CodeError(env, "ERR_INVALID_STATE", "Cannot hold the read target");
+  }
+  if (targets_[slot] != nullptr) napi_delete_reference(env, targets_[slot]);
+  targets_[slot] = ref;
+  return env.Undefined();
 }
 
 Napi::Value JsPoller::TimerCount(const Napi::CallbackInfo& info) {
@@ -357,8 +490,15 @@ void JsPoller::Shutdown(bool release_ref) {
   // (libuv src/unix/linux.c, uv__platform_invalidate_fd).
   poller_.close();
   timers_.clear();
-  registered_.clear();
+  token_of_fd_.clear();
   registered_count_ = 0;
+  for (napi_ref ref : targets_) {
+    if (ref != nullptr) napi_delete_reference(Env(), ref);
+  }
+  targets_.clear();
+  wants_ = nullptr;
+  want_tokens_ = 0;
+  results_ = nullptr;
   timer_armed_ = false;
   if (held_ && release_ref) Unref();
   held_ = false;

@@ -68,9 +68,10 @@ class Poller {
   int remove(int fd);
 
   // Waits up to `timeout_ms` whole milliseconds (-1: no limit, 0: poll) and writes one
-  // (token, bits) pair per ready fd into `out` (room for capacity() pairs). Returns the number of
-  // pairs, or -errno (-EINTR when a signal interrupted the wait).
-  int wait(int timeout_ms, int32_t* out);
+  // (token, bits) pair per ready fd into `out` (room for capacity() pairs), and the fd itself into
+  // `fds` (room for capacity()). Returns the number of pairs, or -errno (-EINTR when a signal
+  // interrupted the wait).
+  int wait(int timeout_ms, int32_t* out, int32_t* fds);
 
   int capacity() const { return capacity_; }
   // Closes the kernel object; registrations die with it. Idempotent.

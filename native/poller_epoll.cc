@@ -22,7 +22,8 @@ constexpr uint32_t kInterest = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 int Control(int epfd, int op, int fd, int32_t token) {
   epoll_event event{};
   event.events = kInterest;
-  event.data.u64 = static_cast<uint32_t>(token);
+  // The fd rides along in the high half, so that wait() can report it beside the token.
+  event.data.u64 = static_cast<uint32_t>(token) | (static_cast<uint64_t>(static_cast<uint32_t>(fd)) << 32);
   return epoll_ctl(epfd, op, fd, &event) == 0 ? 0 : -errno;
 }
 
@@ -55,7 +56,7 @@ int Poller::remove(int fd) {
   return epoll_ctl(fd_, EPOLL_CTL_DEL, fd, &unused) == 0 ? 0 : -errno;
 }
 
-int Poller::wait(int timeout_ms, int32_t* out) {
+int Poller::wait(int timeout_ms, int32_t* out, int32_t* fds) {
   epoll_event* events = events_->list.data();
   int n = epoll_wait(fd_, events, capacity_, timeout_ms);
   if (n < 0) return -errno;
@@ -66,8 +67,9 @@ int Poller::wait(int timeout_ms, int32_t* out) {
     if (e & EPOLLOUT) bits |= kWritable;
     if (e & (EPOLLHUP | EPOLLRDHUP)) bits |= kHangup;
     if (e & EPOLLERR) bits |= kError;
-    out[2 * i] = static_cast<int32_t>(events[i].data.u64);
+    out[2 * i] = static_cast<int32_t>(static_cast<uint32_t>(events[i].data.u64));
     out[2 * i + 1] = bits;
+    fds[i] = static_cast<int32_t>(events[i].data.u64 >> 32);
   }
   return n;
 }

@@ -95,7 +95,7 @@ int Poller::remove(int fd) {
   return Apply(fd_, changes);
 }
 
-int Poller::wait(int timeout_ms, int32_t* out) {
+int Poller::wait(int timeout_ms, int32_t* out, int32_t* fds) {
   timespec timeout{};
   timeout.tv_sec = timeout_ms / 1000;
   timeout.tv_nsec = static_cast<long>(timeout_ms % 1000) * 1000000L;
@@ -116,6 +116,7 @@ int Poller::wait(int timeout_ms, int32_t* out) {
     }
     out[2 * pairs] = UdataToToken(e.udata);
     out[2 * pairs + 1] = bits;
+    fds[pairs] = static_cast<int32_t>(e.ident);
     previous_ident = e.ident;
     ++pairs;
   }

@@ -29,7 +29,8 @@ export interface TimerWaiter {
 
 /** A registered descriptor's owner: told the event bits each time `poll` reports its token. */
 export interface IoHandler {
-  onIo(bits: number): void;
+  /** `event`: the index of the event in this poll, for what the backend read ahead for it. */
+  onIo(bits: number, event: number): void;
 }
 
 /**
@@ -308,7 +309,7 @@ export class Loop {
     if (ready > 0) {
       const events = this.backend.events;
       const handlers = this.ioHandlers;
-      for (let i = 0; i < ready; i++) handlers[events[2 * i]!]?.onIo(events[2 * i + 1]!);
+      for (let i = 0; i < ready; i++) handlers[events[2 * i]!]?.onIo(events[2 * i + 1]!, i);
     }
     const expired = this.backend.expired;
     const count = expired[0]!;

@@ -68,6 +68,20 @@ export interface NativePoller {
   cancelTimer(id: number): boolean;
   /** Monotonic clock in milliseconds (fractional), the clock timers use. Works after close(). */
   now(): number;
+  /**
+   * Turns on read-ahead (see ReadAhead in src/backend/backend.ts): each `wait` then reads, for
+   * every readable token whose ask `wants[2 * token]` is > 0, up to that many bytes into the
+   * token's read target at offset `wants[2 * token + 1]`. `tokens` (1 ..= 2^24): the wants array
+   * covers at least tokens 0 .. tokens - 1. A larger one replaces the old (asks copied over);
+   * `results` stays the same. `notRead` is the result of an event nothing was read for.
+   */
+  enableReadAhead(tokens: number): { wants: Int32Array; results: Int32Array; notRead: number };
+  /**
+   * The Uint8Array reads ahead for `token` go into, held until another is set or the token's fd
+   * is removed. Each read checks that the buffer still holds offset + ask bytes (it may have been
+   * detached or shrunk), and is skipped otherwise.
+   */
+  setReadTarget(token: number, buf: Uint8Array): void;
   /** Number of pending timers (0 after close()). */
   readonly timerCount: number;
   /** Releases the epoll/kqueue fd and the libuv handles. Idempotent; other calls then throw. */

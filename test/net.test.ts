@@ -285,6 +285,84 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect(got).toEqual(['mine', 'again']);
   });
 
+  it('gives each of many parked readers its own bytes when their data arrives together', async () => {
+    // Native: one poll reads ahead for every parked reader before any of them runs. read() must
+    // not share its scratch buffer across them, and readInto must land in each one's buffer.
+    const count = 24;
+    const got = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const clients = [];
+      const accepted = [];
+      for (let i = 0; i < count; i++) {
+        clients.push(yield* connect({ port: server.port }));
+        accepted.push(yield* server.accept());
+      }
+      const readers = [];
+      for (let i = 0; i < count; i++) {
+        const conn = accepted[i]!;
+        readers.push(yield* spawn(function* (): Operation<string> {
+          if (i % 2 === 0) return Buffer.from((yield* conn.read())!).toString();
+          const buf = new Uint8Array(64).fill(0x2e);
+          const n = yield* conn.readInto(buf, 3, 40);
+          return Buffer.from(buf.subarray(0, 3 + n + 1)).toString();
+        }));
+      }
+      yield* sleep(5); // every reader parked
+      for (let i = 0; i < count; i++) yield* clients[i]!.write(`message ${i}`);
+      const replies = [];
+      for (const reader of readers) replies.push(yield* reader);
+      for (const conn of [...clients, ...accepted]) conn.close();
+      server.close();
+      return replies;
+    });
+    expect(got).toEqual(Array.from({ length: count }, (_, i) => (i % 2 === 0 ? `message ${i}` : `...message ${i}.`)));
+  });
+
+  it('reads into whichever buffer and offset each readInto names, switching between reads', async () => {
+    const got = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0 }, echo);
+      const conn = yield* connect({ port: server.port });
+      const a = new Uint8Array(16).fill(0x2d);
+      const b = new Uint8Array(16).fill(0x2d);
+      const seen: string[] = [];
+      for (const [buf, offset] of [[a, 0], [b, 4], [a, 8], [b, 0]] as const) {
+        const reader = yield* spawn(() => conn.readInto(buf, offset, 4));
+        yield* sleep(1); // parked before the bytes come back
+        yield* conn.write(`w${offset}`.padEnd(4, '_'));
+        expect(yield* reader).toBe(4);
+        seen.push(`${Buffer.from(a).toString()}|${Buffer.from(b).toString()}`);
+      }
+      conn.close();
+      server.close();
+      return seen;
+    });
+    expect(got).toEqual([
+      'w0__------------|----------------',
+      'w0__------------|----w4__--------',
+      'w0__----w8__----|----w4__--------',
+      'w0__----w8__----|w0__w4__--------',
+    ]);
+  });
+
+  it('loses no bytes when a reader parked in readInto is cancelled before they arrive', async () => {
+    const got = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0 }, echo);
+      const conn = yield* connect({ port: server.port });
+      const first = new Uint8Array(8).fill(0x2d);
+      const reader = yield* spawn(() => conn.readInto(first));
+      yield* sleep(1);
+      reader.cancel();
+      yield* conn.write('kept');
+      yield* sleep(5); // echoed back and polled while nobody reads
+      const second = new Uint8Array(8);
+      const n = yield* conn.readInto(second);
+      conn.close();
+      server.close();
+      return [Buffer.from(second.subarray(0, n)).toString(), Buffer.from(first).toString()];
+    });
+    expect(got).toEqual(['kept', '--------']);
+  });
+
   it('removes interest when a task blocked in read, accept or connect is cancelled', async () => {
     const states = await go(function* () {
       const server = yield* listen({ host: HOST, port: 0 });

@@ -7,6 +7,10 @@
 //
 // Options: --rounds N  --duration S (per round)  --warmup S  --servers a,b  --scenarios a,b
 //          --client c|cli  --cli dist|stub  --out DIR  --no-progress  --list
+//          --baseline DIR   also runs coloop's two native servers from another build of dist/
+//                           (e.g. `npx tsc -p tsconfig.build.json --outDir /tmp/base` at an older
+//                           commit) on this checkout's addon, as native-base and
+//                           native-protocol-base: a driver change A/B'd in one run
 //
 // Fairness: the server is pinned to core 0 and the client to core 1 (taskset, when it exists);
 // servers are alternated round by round (the order rotates each round); every server gets the same
@@ -51,9 +55,19 @@ const SCENARIOS = [
   { id: 'c100-64-p8', label: '100 conns × 64 B, 8 in flight', conns: 100, size: 64, pipeline: 8 },
 ];
 
-function serverDefs(cli) {
+function serverDefs(cli, baseline) {
   const node = process.execPath;
+  const base = baseline
+    ? ['env', `COLOOP_ADDON_PATH=${path.join(root, 'build/Release/coloop.node')}`, node, path.join(path.resolve(baseline), 'cli.js')]
+    : null;
+  const baseDefs = base
+    ? [
+        { id: 'native-base', label: `coloop native (serve), ${baseline}`, cmd: [...base, 'serve', '--host', HOST, '--port', '0', '--backend', 'native', '--backlog', '4096'] },
+        { id: 'native-protocol-base', label: `coloop native (Protocol), ${baseline}`, cmd: [...base, 'serve', '--host', HOST, '--port', '0', '--backend', 'native', '--protocol', '--backlog', '4096'] },
+      ]
+    : [];
   return [
+    ...baseDefs,
     { id: 'c', label: 'C epoll (reference)', cmd: [path.join(buildDir, 'echo_epoll'), '--host', HOST, '--port', '0'] },
     { id: 'native', label: 'coloop native (serve)', cmd: [...cli.cmd, 'serve', '--host', HOST, '--port', '0', '--backend', 'native', '--backlog', '4096'] },
     { id: 'native-protocol', label: 'coloop native (Protocol)', cmd: [...cli.cmd, 'serve', '--host', HOST, '--port', '0', '--backend', 'native', '--protocol', '--backlog', '4096'] },
@@ -320,8 +334,9 @@ async function main() {
   if (cpus < 2) notes.push('one CPU: server and client share it.');
 
   const py = detectPython();
-  const defs = serverDefs(cli);
+  const defs = serverDefs(cli, o.baseline);
   const wanted = (o.servers ? o.servers.split(',') : base.servers).map((s) => s.trim());
+  if (o.baseline && !o.servers) wanted.push('native-base', 'native-protocol-base');
   const servers = [];
   for (const id of wanted) {
     const def = defs.find((d) => d.id === id);

@@ -46,6 +46,28 @@ export interface SocketApi {
 }
 
 /**
+ * Read-ahead (native backend only): `poll` reads for parked readers itself, inside its one call,
+ * straight into their buffers, so a reader woken by readiness costs no crossing into the addon of
+ * its own.
+ *
+ * A reader names its buffer once with `setTarget` (it is held until another is set or the
+ * descriptor is unregistered), then asks by setting `wants[2 * token]` to the most bytes it takes
+ * and `wants[2 * token + 1]` to the offset in the buffer; the next poll reads that token's
+ * descriptor, if it is reported readable, and clears the ask. For event i, `results[2i]` is the
+ * byte count, 0 at end of stream or a negative errno (`NOT_READ`: nothing was read, the reader
+ * reads for itself) and `results[2i + 1]` the bytes asked for (fewer read than asked means the
+ * socket is drained). One object for the backend's life: `wants` is replaced when it grows.
+ */
+export interface ReadAhead {
+  wants: Int32Array;
+  readonly results: Int32Array;
+  setTarget(token: number, buf: Uint8Array): void;
+}
+
+/** `results[3i]` of an event nothing was read for. */
+export const NOT_READ = -0x80000000;
+
+/**
  * What the loop needs from a backend: timers, and one call per tick that reports everything ready.
  * The native backend (epoll/kqueue in C++) and the pure-JS one (node:net + a JS timer heap) both
  * implement it, so the driver above them is one piece of code.
@@ -59,6 +81,8 @@ export interface Backend {
   /** Expired timer ids written by `poll`: [0] holds the count, the ids follow. Allocated once. */
   readonly expired: Int32Array;
   readonly sockets: SocketApi;
+  /** Reads done by `poll` for parked readers, or null when this backend does not do them. */
+  readonly readAhead: ReadAhead | null;
   /**
    * Watches `fd` from now on, edge-triggered, for reading and writing together: `poll` reports
    * `(token, bits)` (READABLE 1, WRITABLE 2, HANGUP 4, ERROR 8 — see src/native.ts) each time

@@ -20,6 +20,8 @@ export class JsBackend implements Backend {
   private closed = false;
   /** The emulated socket calls; their events are gathered there and reported by `poll`. */
   readonly sockets: JsSockets;
+  /** node:net delivers data itself: nothing to read ahead. */
+  readonly readAhead = null;
 
   constructor(private readonly onWake: () => void) {
     this.sockets = new JsSockets(this.socketWake);

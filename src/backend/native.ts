@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { errnoError } from '../errors.js';
 import type { NativeBinding, NativePoller } from '../native.js';
 import { BackendTimers } from '../timers.js';
-import type { Backend, SocketApi } from './backend.js';
+import { NOT_READ, type Backend, type ReadAhead, type SocketApi } from './backend.js';
 
 /**
  * The native backend: epoll (Linux) or kqueue (macOS/BSD) for readiness.
@@ -21,6 +21,7 @@ export class NativeBackend implements Backend {
   readonly expired = this.timers.expired;
   readonly poller: NativePoller;
   readonly sockets: SocketApi;
+  readonly readAhead: ReadAhead;
   private registered = 0;
   /** The poller's one timer (-1: none) and the JS deadline it stands for. */
   private armedId = -1;
@@ -30,9 +31,19 @@ export class NativeBackend implements Backend {
     this.poller = new binding.Poller(onWake);
     this.sockets = binding;
     this.events = this.poller.events;
+    const arrays = this.poller.enableReadAhead(1);
+    if (arrays.notRead !== NOT_READ) throw new Error(`coloop: the addon's read-ahead marker is ${arrays.notRead}, not ${NOT_READ}: rebuild it`);
+    const poller = this.poller;
+    this.readAhead = {
+      wants: arrays.wants,
+      results: arrays.results,
+      setTarget: (token, buf) => poller.setReadTarget(token, buf),
+    };
   }
 
   register(fd: number, token: number): void {
+    // Two slots a token (see ReadAhead).
+    if (2 * token >= this.readAhead.wants.length) this.readAhead.wants = this.poller.enableReadAhead(token + 1).wants;
     this.poller.add(fd, token);
     this.registered++;
   }

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { SocketApi } from '../backend/backend.js';
+import { NOT_READ, type ReadAhead, type SocketApi } from '../backend/backend.js';
 import { describe, errnoError, socketStateError } from '../errors.js';
 import type { IoHandler, Loop, TimerWaiter } from '../loop.js';
 import { ERROR, HANGUP, READABLE, WRITABLE } from '../native.js';
@@ -33,6 +33,13 @@ export class Connection implements IoHandler {
   private readonly writer = new WriteOp(this);
   /** Only a connecting socket has one: an accepted connection never waits for a handshake. */
   private connector: ConnectOp | null = null;
+  /** The backend's reads for parked readers (native), or null. */
+  private readonly ahead: ReadAhead | null;
+  /** The buffer the backend reads ahead into (see askAhead), and where in it the last ask was. */
+  private aheadTarget: Uint8Array | null = null;
+  private aheadOffset = 0;
+  /** Bytes read ahead when no reader was left to take them; the next reads are served from here. */
+  private stashed: Uint8Array | null = null;
 
   /** @internal Use `connect()` or `Server.accept()`. */
   constructor(
@@ -43,6 +50,7 @@ export class Connection implements IoHandler {
     remote?: { address: string; port: number },
   ) {
     this.writable = !connecting;
+    this.ahead = loop.backend.readAhead;
     try {
       this.token = loop.register(fd, this);
     } catch (err) {
@@ -117,11 +125,20 @@ export class Connection implements IoHandler {
     this.reader.disarm();
   }
 
-  onIo(bits: number): void {
+  onIo(bits: number, event: number): void {
     if (bits & (HANGUP | ERROR)) this.hungUp = true;
     if (bits & (READABLE | HANGUP | ERROR)) {
       this.readable = true;
-      this.reader.ready();
+      const ahead = this.ahead;
+      const r = ahead === null ? NOT_READ : ahead.results[2 * event]!;
+      if (r === NOT_READ) {
+        this.reader.ready();
+      } else {
+        this.noteRead(r, ahead!.results[2 * event + 1]!);
+        // No reader to take the bytes (an ask is withdrawn whenever one leaves, so this is not
+        // expected): they are kept for the next read, never lost.
+        if (!this.reader.takeAhead(r) && r > 0) this.stash(this.aheadTarget!, this.aheadOffset, r);
+      }
     }
     if (bits & (WRITABLE | HANGUP | ERROR)) {
       this.writable = true;
@@ -144,12 +161,59 @@ export class Connection implements IoHandler {
 
   /** @internal One read attempt: bytes, 0 at EOF, or EAGAIN (then the read side waits for an edge). */
   tryRead(buf: Uint8Array, offset: number, length: number): number {
+    if (this.stashed !== null) return this.unstash(buf, offset, length);
     if (!this.readable) return EAGAIN;
     const n = this.sockets.read(this.fd, buf, offset, length);
-    // A short read means the kernel buffer is drained: the next read waits for an edge rather
-    // than spending a system call to hear EAGAIN. Not after a hang-up, though: the FIN (or error)
-    // came in the same edge as the data, and no other edge will announce it.
-    if (n === EAGAIN || (n > 0 && n < length && !this.hungUp)) this.readable = false;
+    this.noteRead(n, length);
+    return n;
+  }
+
+  /**
+   * @internal Asks the backend to read up to `length` bytes into buf[offset...] for the parked
+   * reader, in its next poll. Native only; a no-op elsewhere. The buffer is named to the addon
+   * only when it changes: a reader that reuses one buffer asks with two stores.
+   */
+  askAhead(buf: Uint8Array, offset: number, length: number): void {
+    const ahead = this.ahead;
+    if (ahead === null || this.closed) return;
+    if (buf !== this.aheadTarget) {
+      ahead.setTarget(this.token, buf);
+      this.aheadTarget = buf;
+    }
+    this.aheadOffset = offset;
+    const wants = ahead.wants;
+    wants[2 * this.token] = length;
+    wants[2 * this.token + 1] = offset;
+  }
+
+  /** @internal Withdraws an ask (the reader was settled, cancelled or failed). */
+  dropAhead(): void {
+    if (this.ahead !== null && !this.closed) this.ahead.wants[2 * this.token] = 0;
+  }
+
+  /** Bytes read ahead that no reader took: kept for the next reads. */
+  private stash(from: Uint8Array, at: number, n: number): void {
+    const old = this.stashed;
+    const kept = new Uint8Array((old?.length ?? 0) + n);
+    if (old !== null) kept.set(old);
+    kept.set(from.subarray(at, at + n), kept.length - n);
+    this.stashed = kept;
+  }
+
+  /**
+   * A short read means the kernel buffer is drained: the next read waits for an edge rather than
+   * spending a system call to hear EAGAIN. Not after a hang-up, though: the FIN (or error) came in
+   * the same edge as the data, and no other edge will announce it.
+   */
+  private noteRead(n: number, asked: number): void {
+    if (n === EAGAIN || (n > 0 && n < asked && !this.hungUp)) this.readable = false;
+  }
+
+  private unstash(buf: Uint8Array, offset: number, length: number): number {
+    const kept = this.stashed!;
+    const n = Math.min(length, kept.length);
+    buf.set(kept.subarray(0, n), offset);
+    this.stashed = n === kept.length ? null : kept.subarray(n);
     return n;
   }
 
@@ -283,7 +347,7 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
   protected abstract outcome(r: number): typeof NEXT | typeof THROW;
   protected value: unknown = undefined;
 
-  private settle(task: Task<unknown>, r: number): void {
+  protected settle(task: Task<unknown>, r: number): void {
     const mode = this.outcome(r);
     const value = this.value;
     this.value = undefined;
@@ -305,6 +369,41 @@ class ReadOp extends SocketOp<Uint8Array | null | number> {
     this.copy = copy;
   }
 
+  override start(task: Task<unknown>): boolean {
+    if (super.start(task)) return true;
+    // Parked: the backend may read for us in its next poll (see takeAhead). Not for read(): its
+    // buffer is the scratch every connection shares, and a poll reads for all of them before
+    // any copies its bytes out.
+    if (!this.copy) this.conn.askAhead(this.buf, this.offset, this.length);
+    return false;
+  }
+
+  /**
+   * The backend's poll read for this op, into its buffer: `r` bytes, 0 at end of stream, or a
+   * negative errno. False when no task was waiting for it.
+   */
+  takeAhead(r: number): boolean {
+    const task = this.task;
+    if (task === null) return false;
+    if (r === EAGAIN) {
+      this.conn.askAhead(this.buf, this.offset, this.length);
+      return true;
+    }
+    this.task = null;
+    this.settle(task, r);
+    return true;
+  }
+
+  override fail(makeError: () => Error): void {
+    this.conn.dropAhead();
+    super.fail(makeError);
+  }
+
+  override abort(): void {
+    this.conn.dropAhead();
+    super.abort();
+  }
+
   protected attempt(): number {
     return this.conn.tryRead(this.buf, this.offset, this.length);
   }
@@ -316,6 +415,8 @@ class ReadOp extends SocketOp<Uint8Array | null | number> {
   protected outcome(r: number): typeof NEXT | typeof THROW {
     const buf = this.buf;
     this.buf = EMPTY;
+    // Settled: an ask still out (the op was woken by a read of its own) is withdrawn.
+    this.conn.dropAhead();
     if (r < 0) {
       this.value = errnoError(r, 'read');
       return THROW;
@@ -391,5 +492,6 @@ class ConnectOp extends SocketOp<void> {
 }
 
 const EMPTY = new Uint8Array(0);
+
 let scratch = new Uint8Array(DEFAULT_READ_SIZE);
 

@@ -104,6 +104,7 @@ describe.each(addons)('garbage arguments (%s)', (_name, n: NativeBinding) => {
       ['Poller.cancelTimer', () => Reflect.apply(poller().cancelTimer, poller(), args(anyValue))],
       ['Poller.now', () => Reflect.apply(poller().now, poller(), args(anyValue))],
       ['Poller.timerCount', () => poller().timerCount],
+      ['Poller.enableReadAhead', () => Reflect.apply(poller().enableReadAhead, poller(), args(anyValue))],
       ['Poller.close', () => {
         if (random() < 0.2) pollers.splice(pollers.indexOf(poller()), 1)[0]?.close();
       }],

@@ -67,6 +67,132 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     p.remove(s.server);
   });
 
+  /** The event index of `token` in the last wait's `count` pairs (-1: not reported). */
+  function eventOf(p: NativePoller, count: number, token: number): number {
+    for (let i = 0; i < count; i++) if (p.events[2 * i] === token && (p.events[2 * i + 1]! & READABLE) !== 0) return i;
+    return -1;
+  }
+
+  it('reads ahead into the target asked for, once per ask, and reports what it read', async () => {
+    const p = poller();
+    const s = await pair();
+    const ahead = p.enableReadAhead(8);
+    expect(ahead.wants.length).toBeGreaterThanOrEqual(16);
+    expect(ahead.results.length).toBe(p.events.length);
+    p.add(s.server, 3);
+    p.wait(0);
+    const target = new Uint8Array(32).fill(0xee);
+    p.setReadTarget(3, target);
+    ahead.wants[6] = 10; // up to 10 bytes ...
+    ahead.wants[7] = 5; // ... at offset 5
+    expect(n.write(s.client, Buffer.from('hello world, more'), 0, 17)).toBe(17);
+    let i = eventOf(p, p.wait(1000), 3);
+    expect(i).toBeGreaterThanOrEqual(0);
+    expect(ahead.results[2 * i]).toBe(10);
+    expect(ahead.results[2 * i + 1]).toBe(10);
+    expect(Buffer.from(target.subarray(5, 15)).toString()).toBe('hello worl');
+    expect(target[4]).toBe(0xee);
+    expect(target[15]).toBe(0xee);
+    // The ask was used up: the next edge is reported unread, and the rest stays in the socket.
+    expect(ahead.wants[6]).toBe(0);
+    expect(n.write(s.client, Buffer.from('!'), 0, 1)).toBe(1);
+    i = eventOf(p, p.wait(1000), 3);
+    expect(ahead.results[2 * i]).toBe(ahead.notRead);
+    const rest = Buffer.alloc(16);
+    expect(n.read(s.server, rest, 0, 16)).toBe(8);
+    expect(rest.toString('utf8', 0, 8)).toBe('d, more!');
+    // A drained socket: an ask bigger than what came reads what came, fewer than asked.
+    ahead.wants[6] = 32;
+    ahead.wants[7] = 0;
+    expect(n.write(s.client, Buffer.from('abc'), 0, 3)).toBe(3);
+    i = eventOf(p, p.wait(1000), 3);
+    expect([ahead.results[2 * i], ahead.results[2 * i + 1]]).toEqual([3, 32]);
+    expect(Buffer.from(target.subarray(0, 3)).toString()).toBe('abc');
+    p.remove(s.server);
+  });
+
+  it('reads ahead 0 at end of stream', async () => {
+    const p = poller();
+    const s = await pair();
+    const ahead = p.enableReadAhead(8);
+    p.add(s.server, 2);
+    p.wait(0);
+    p.setReadTarget(2, new Uint8Array(8));
+    ahead.wants[4] = 8;
+    n.shutdown(s.client, 1);
+    const i = eventOf(p, p.wait(1000), 2);
+    expect(ahead.results[2 * i]).toBe(0);
+    p.remove(s.server);
+  });
+
+  it('skips a read ahead whose target no longer holds the bytes asked for', async () => {
+    const p = poller();
+    const s = await pair();
+    const ahead = p.enableReadAhead(8);
+    p.add(s.server, 1);
+    p.wait(0);
+    // No target at all.
+    ahead.wants[2] = 4;
+    expect(n.write(s.client, Buffer.from('x'), 0, 1)).toBe(1);
+    let i = eventOf(p, p.wait(1000), 1);
+    expect(ahead.results[2 * i]).toBe(ahead.notRead);
+    // Offset + ask past the end.
+    p.setReadTarget(1, new Uint8Array(8));
+    ahead.wants[2] = 4;
+    ahead.wants[3] = 6;
+    expect(n.write(s.client, Buffer.from('y'), 0, 1)).toBe(1);
+    i = eventOf(p, p.wait(1000), 1);
+    expect(ahead.results[2 * i]).toBe(ahead.notRead);
+    // A target transferred away (detached) since it was set.
+    const moved = new Uint8Array(64);
+    p.setReadTarget(1, moved);
+    structuredClone(moved.buffer, { transfer: [moved.buffer] });
+    ahead.wants[2] = 4;
+    ahead.wants[3] = 0;
+    expect(n.write(s.client, Buffer.from('z'), 0, 1)).toBe(1);
+    i = eventOf(p, p.wait(1000), 1);
+    expect(ahead.results[2 * i]).toBe(ahead.notRead);
+    // Nothing was consumed by the skipped reads.
+    const got = Buffer.alloc(8);
+    expect(n.read(s.server, got, 0, 8)).toBe(3);
+    expect(got.toString('utf8', 0, 3)).toBe('xyz');
+    p.remove(s.server);
+  });
+
+  it('forgets the ask and the target when the fd is removed, so a reused token reads nothing', async () => {
+    const p = poller();
+    const a = await pair();
+    const b = await pair();
+    const ahead = p.enableReadAhead(8);
+    p.add(a.server, 4);
+    p.setReadTarget(4, new Uint8Array(8));
+    ahead.wants[8] = 8;
+    p.remove(a.server);
+    expect(ahead.wants[8]).toBe(0);
+    p.add(b.server, 4);
+    p.wait(0);
+    ahead.wants[8] = 8; // an ask without a target of its own
+    expect(n.write(b.client, Buffer.from('q'), 0, 1)).toBe(1);
+    const i = eventOf(p, p.wait(1000), 4);
+    expect(ahead.results[2 * i]).toBe(ahead.notRead);
+    p.remove(b.server);
+  });
+
+  it('grows the wants array on demand, keeping the asks already made', () => {
+    const p = poller();
+    expect(() => p.setReadTarget(0, new Uint8Array(1))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
+    const first = p.enableReadAhead(4);
+    first.wants[2] = 77;
+    const grown = p.enableReadAhead(5000);
+    expect(grown.wants.length).toBeGreaterThanOrEqual(10_000);
+    expect(grown.wants[2]).toBe(77);
+    expect(grown.results.buffer).toBe(first.results.buffer);
+    expect(() => p.setReadTarget(4999, new Uint8Array(1))).not.toThrow();
+    expect(() => p.setReadTarget(grown.wants.length, new Uint8Array(1))).toThrow(RangeError);
+    expect(() => p.setReadTarget(0, new Uint16Array(1) as unknown as Uint8Array)).toThrow(TypeError);
+    expect(() => p.enableReadAhead(0)).toThrow(RangeError);
+  });
+
   it('is edge-triggered: no second report without new data, a new report after it', async () => {
     const p = poller();
     const s = await pair();
