@@ -46,6 +46,7 @@ export function summarize(results) {
         serverCpuPct: median(ok.map((r) => (r.serverCpuSec != null ? (100 * r.serverCpuSec) / r.result.duration : null))),
         rssPeakMiB: max(ok.map((r) => (r.serverRssPeakKiB != null ? r.serverRssPeakKiB / 1024 : null))),
         rssIdleMiB: median(ok.map((r) => (r.serverRssIdleKiB != null ? r.serverRssIdleKiB / 1024 : null))),
+        anonPeakMiB: max(ok.map((r) => (r.serverAnonPeakKiB != null ? r.serverAnonPeakKiB / 1024 : null))),
         clientCpuPct: { median: median(clientPct), max: max(clientPct) },
         errors: ok.reduce((a, r) => a + (r.result.errors || 0), 0),
         connectFailures: ok.reduce((a, r) => a + (r.result.connectFailures || 0), 0),
@@ -115,9 +116,11 @@ function goals(results, s) {
     scenario: 'c10k-64',
     measure: (sv) => {
       const c = s['c10k-64']?.[sv];
-      return c?.rssPeakMiB != null ? { v: c.rssPeakMiB, idle: c.rssIdleMiB } : null;
+      return c?.rssPeakMiB != null ? { v: c.rssPeakMiB, idle: c.rssIdleMiB, anon: c.anonPeakMiB } : null;
     },
-    fmt: (m) => (m.idle == null ? `${m.v.toFixed(1)} MiB` : `${m.v.toFixed(1)} MiB (${m.idle.toFixed(1)} idle + ${(m.v - m.idle).toFixed(1)})`),
+    fmt: (m) =>
+      (m.idle == null ? `${m.v.toFixed(1)} MiB` : `${m.v.toFixed(1)} MiB (${m.idle.toFixed(1)} idle + ${(m.v - m.idle).toFixed(1)})`) +
+      (m.anon != null ? `; private ${m.anon.toFixed(1)}` : ''),
     pass: (m) => m.v <= 30,
     caveat: () => '',
   });
@@ -192,7 +195,7 @@ export function renderMarkdown(results) {
   L.push('');
   L.push('msgs/s: median (min–max) of the rounds. × C / × node / × js: median over the C reference, node:net pipe, and coloop\'s pure-JS selector. ' +
     'Latency: medians of each round\'s percentiles, µs, per message (send to full echo). Server CPU: utime+stime of the server process per million messages (/proc/<pid>/stat); ' +
-    'RSS: peak (VmHWM), and in brackets the server\'s RSS once listening, before any connection (Node alone is ~40 MiB). Client CPU: share of the client\'s core; ⚠ marks ≥ ' + CLIENT_BOUND_PCT + '% (the client, not the server, may be the limit). Other load: how busy the server\'s core was beyond the server process (other tenants; ⚠ at ≥ ' + NOISY_PCT + '%: a noisy cell, to be re-run before drawing conclusions).');
+    'RSS: peak (VmHWM), and in brackets the server\'s RSS once listening, before any connection (Node alone is ~40 MiB, ~34 of it pages of the node executable, shared by every node process); "private" in the RSS goal is the peak of RssAnon, the memory the server has to itself. Client CPU: share of the client\'s core; ⚠ marks ≥ ' + CLIENT_BOUND_PCT + '% (the client, not the server, may be the limit). Other load: how busy the server\'s core was beyond the server process (other tenants; ⚠ at ≥ ' + NOISY_PCT + '%: a noisy cell, to be re-run before drawing conclusions).');
   L.push('');
   for (const sc of results.scenarios) {
     const cells = s[sc.id];

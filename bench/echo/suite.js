@@ -234,9 +234,9 @@ function procMemKiB(pid) {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const get = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
-    return { hwm: get('VmHWM'), rss: get('VmRSS') };
+    return { hwm: get('VmHWM'), rss: get('VmRSS'), anon: get('RssAnon') };
   } catch {
-    return { hwm: null, rss: null };
+    return { hwm: null, rss: null, anon: null };
   }
 }
 
@@ -425,17 +425,25 @@ async function runCell(def, sc, round, { client, duration, warmup }, prog) {
     rec.banner = srv.banner;
     // The server's own footprint before any connection (a Node process alone is ~40 MiB): what
     // the load adds is peak minus this.
-    rec.serverRssIdleKiB = procMemKiB(srv.child.pid).rss;
+    const idle = procMemKiB(srv.child.pid);
+    rec.serverRssIdleKiB = idle.rss;
+    rec.serverAnonIdleKiB = idle.anon;
     // Warm-up: the same scenario, but at most WARMUP_CONNS connections (C10k's are opened by the
     // measured run itself; its connect phase is not measured).
     if (warmup > 0) await runClient(client, srv.port, { ...sc, conns: Math.min(sc.conns, WARMUP_CONNS) }, warmup);
     // Server CPU over the measured window only: sample /proc/<pid>/stat every 50 ms while the
     // client runs, then read the samples at [end - duration, end] (the client reports once it
     // stops measuring; its connect phase, and a CLI client's drain, are left out).
+    // RSS counts the pages of the node executable a process has touched (file-backed, shared by
+    // every node process); RssAnon is the memory the server has to itself. It has no peak field
+    // of its own, so it is sampled with the CPU.
     const samples = [];
+    let anonPeak = null;
     const sample = () => {
       const cpu = procCpuSec(srv.child.pid);
       if (cpu !== null) samples.push([performance.now(), cpu]);
+      const anon = procMemKiB(srv.child.pid).anon;
+      if (Number.isFinite(anon) && (anonPeak === null || anon > anonPeak)) anonPeak = anon;
     };
     sample();
     const cores0 = coreTicks();
@@ -453,6 +461,7 @@ async function runCell(def, sc, round, { client, duration, warmup }, prog) {
     rec.serverCpuSec = cpuWindow(samples, res, duration);
     rec.serverRssPeakKiB = mem.hwm;
     rec.serverRssKiB = mem.rss;
+    rec.serverAnonPeakKiB = anonPeak;
     // Noise: how busy the server's core was beyond the server itself (other tenants' work).
     if (cores0 && cores1) {
       const busy = (c) => (cores1[c] && cores0[c] ? (cores1[c].busy - cores0[c].busy) / Math.max(1, cores1[c].total - cores0[c].total) : null);
