@@ -108,14 +108,21 @@ class JsPoller : public Napi::ObjectWrap<JsPoller> {
   // The fd of each event of the last wait().
   std::vector<int32_t> event_fds_;
   // Read-ahead, once enabled: wants_[2 * token] > 0 asks the next wait() to read up to that many
-  // bytes of the token's fd into its read target (a Uint8Array held by targets_[token]) at offset
-  // wants_[2 * token + 1]; results_ has two slots per event (bytes or -errno, bytes asked for).
+  // bytes of the token's fd into its read target at offset wants_[2 * token + 1]; results_ has two
+  // slots per event (bytes or -errno, bytes asked for). A target is held as its ArrayBuffer and the
+  // view's offset in it: fetching an ArrayBuffer's data and length costs a fraction of what a
+  // typed array's does (napi_get_typedarray_info checks the type ten ways and materializes the
+  // buffer handle), and the buffer's current length is what bounds a write into it.
+  struct ReadTarget {
+    napi_ref buffer = nullptr;
+    size_t byte_offset = 0;
+  };
   Napi::Reference<Napi::ArrayBuffer> wants_buffer_;
   Napi::Reference<Napi::ArrayBuffer> results_buffer_;
   int32_t* wants_ = nullptr;
   size_t want_tokens_ = 0;
   int32_t* results_ = nullptr;
-  std::vector<napi_ref> targets_;
+  std::vector<ReadTarget> targets_;
   bool timer_armed_ = false;
   double armed_deadline_ = 0;
   bool held_ = false;  // whether this object holds a strong reference to its JS object
@@ -359,19 +366,20 @@ void JsPoller::ReadAhead(int count) {
     int32_t want = wants_[2 * token];
     int32_t offset = wants_[2 * token + 1];
     if (want <= 0 || offset < 0 || static_cast<size_t>(token) >= targets_.size()) continue;
-    napi_ref ref = targets_[token];
-    napi_value target = nullptr;
-    if (ref == nullptr || napi_get_reference_value(env, ref, &target) != napi_ok || target == nullptr) continue;
-    napi_typedarray_type type;
-    size_t length = 0;
-    void* data = nullptr;
-    if (napi_get_typedarray_info(env, target, &type, &length, &data, nullptr, nullptr) != napi_ok ||
-        type != napi_uint8_array || data == nullptr || static_cast<size_t>(offset) > length ||
-        static_cast<size_t>(want) > length - static_cast<size_t>(offset)) {
+    const ReadTarget& target = targets_[token];
+    napi_value buffer = nullptr;
+    if (target.buffer == nullptr || napi_get_reference_value(env, target.buffer, &buffer) != napi_ok ||
+        buffer == nullptr) {
       continue;
     }
+    void* data = nullptr;
+    size_t length = 0;
+    // Detached: no data, length 0. Resizable and shrunk since: the current, smaller length.
+    if (napi_get_arraybuffer_info(env, buffer, &data, &length) != napi_ok || data == nullptr) continue;
+    size_t start = target.byte_offset + static_cast<size_t>(offset);
+    if (start > length || static_cast<size_t>(want) > length - start) continue;
     wants_[2 * token] = 0;
-    ssize_t got = ReadSocket(event_fds_[i], static_cast<uint8_t*>(data) + offset, static_cast<size_t>(want));
+    ssize_t got = ReadSocket(event_fds_[i], static_cast<uint8_t*>(data) + start, static_cast<size_t>(want));
     result[0] = static_cast<int32_t>(got);
     result[1] = want;
   }
@@ -379,9 +387,9 @@ void JsPoller::ReadAhead(int count) {
 
 void JsPoller::ForgetReadTarget(size_t token) {
   if (token < want_tokens_) wants_[2 * token] = 0;
-  if (token < targets_.size() && targets_[token] != nullptr) {
-    napi_delete_reference(Env(), targets_[token]);
-    targets_[token] = nullptr;
+  if (token < targets_.size() && targets_[token].buffer != nullptr) {
+    napi_delete_reference(Env(), targets_[token].buffer);
+    targets_[token].buffer = nullptr;
   }
 }
 
@@ -428,14 +436,23 @@ Napi::Value JsPoller::SetReadTarget(const Napi::CallbackInfo& info) {
   if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
     ThrowArgType(env, "buffer", "Uint8Array");
   }
+  napi_value buffer = nullptr;
+  size_t byte_offset = 0;
+  if (napi_get_typedarray_info(env, info[1], nullptr, nullptr, nullptr, &buffer, &byte_offset) != napi_ok) {
+    ThrowArgType(env, "buffer", "Uint8Array");
+  }
   size_t slot = static_cast<size_t>(token);
-  if (slot >= targets_.size()) targets_.resize(std::min(want_tokens_, std::max(slot + 1, targets_.size() * 2)), nullptr);
+  if (slot >= targets_.size()) targets_.resize(std::min(want_tokens_, std::max(slot + 1, targets_.size() * 2)));
+  bool is_arraybuffer = false;
   napi_ref ref = nullptr;
-  if (napi_create_reference(env, info[1], 1, &ref) != napi_ok) {
+  // A view of a SharedArrayBuffer gets no target (other threads may write its memory at any
+  // time): the token's asks then go unread, and its reader reads for itself.
+  if (napi_is_arraybuffer(env, buffer, &is_arraybuffer) == napi_ok && is_arraybuffer &&
+      napi_create_reference(env, buffer, 1, &ref) != napi_ok) {
     throw CodeError(env, "ERR_INVALID_STATE", "Cannot hold the read target");
   }
-  if (targets_[slot] != nullptr) napi_delete_reference(env, targets_[slot]);
-  targets_[slot] = ref;
+  if (targets_[slot].buffer != nullptr) napi_delete_reference(env, targets_[slot].buffer);
+  targets_[slot] = ReadTarget{ref, byte_offset};
   return env.Undefined();
 }
 
@@ -492,8 +509,8 @@ void JsPoller::Shutdown(bool release_ref) {
   timers_.clear();
   token_of_fd_.clear();
   registered_count_ = 0;
-  for (napi_ref ref : targets_) {
-    if (ref != nullptr) napi_delete_reference(Env(), ref);
+  for (const ReadTarget& target : targets_) {
+    if (target.buffer != nullptr) napi_delete_reference(Env(), target.buffer);
   }
   targets_.clear();
   wants_ = nullptr;

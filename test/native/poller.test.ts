@@ -111,6 +111,32 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     p.remove(s.server);
   });
 
+  it('reads ahead into a view at its own offset, and not past a resizable buffer shrunk since', async () => {
+    const p = poller();
+    const s = await pair();
+    const ahead = p.enableReadAhead(8);
+    p.add(s.server, 3);
+    p.wait(0);
+    const backing = new Uint8Array(32).fill(0x2d);
+    p.setReadTarget(3, backing.subarray(10, 20));
+    ahead.wants[6] = 4;
+    ahead.wants[7] = 2;
+    expect(n.write(s.client, Buffer.from('abcd'), 0, 4)).toBe(4);
+    let i = eventOf(p, p.wait(1000), 3);
+    expect(ahead.results[2 * i]).toBe(4);
+    expect(Buffer.from(backing).toString()).toBe('------------abcd----------------');
+    const ResizableBuffer = ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void };
+    const resizable = new ResizableBuffer(64, { maxByteLength: 64 });
+    p.setReadTarget(3, new Uint8Array(resizable));
+    resizable.resize(8);
+    ahead.wants[6] = 16;
+    ahead.wants[7] = 0;
+    expect(n.write(s.client, Buffer.from('efgh'), 0, 4)).toBe(4);
+    i = eventOf(p, p.wait(1000), 3);
+    expect(ahead.results[2 * i]).toBe(ahead.notRead);
+    p.remove(s.server);
+  });
+
   it('reads ahead 0 at end of stream', async () => {
     const p = poller();
     const s = await pair();
@@ -152,10 +178,17 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     expect(n.write(s.client, Buffer.from('z'), 0, 1)).toBe(1);
     i = eventOf(p, p.wait(1000), 1);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
+    // A view of a SharedArrayBuffer is never read into ahead.
+    p.setReadTarget(1, new Uint8Array(new SharedArrayBuffer(16)));
+    ahead.wants[2] = 4;
+    ahead.wants[3] = 0;
+    expect(n.write(s.client, Buffer.from('w'), 0, 1)).toBe(1);
+    i = eventOf(p, p.wait(1000), 1);
+    expect(ahead.results[2 * i]).toBe(ahead.notRead);
     // Nothing was consumed by the skipped reads.
     const got = Buffer.alloc(8);
-    expect(n.read(s.server, got, 0, 8)).toBe(3);
-    expect(got.toString('utf8', 0, 3)).toBe('xyz');
+    expect(n.read(s.server, got, 0, 8)).toBe(4);
+    expect(got.toString('utf8', 0, 4)).toBe('xyzw');
     p.remove(s.server);
   });
 
