@@ -366,6 +366,11 @@ void JsPoller::ReadAhead(int count) {
     int32_t want = wants_[2 * token];
     int32_t offset = wants_[2 * token + 1];
     if (want <= 0 || offset < 0 || static_cast<size_t>(token) >= targets_.size()) continue;
+    // The event's fd must be registered under this token now. An fd closed without remove()
+    // while a dup of it lives on keeps reporting under its old number and token, and both may
+    // belong to someone else by now: such an event is only a spurious wake, never a read.
+    size_t fd = static_cast<size_t>(event_fds_[i]);
+    if (fd >= token_of_fd_.size() || token_of_fd_[fd] != token) continue;
     const ReadTarget& target = targets_[token];
     napi_value buffer = nullptr;
     if (target.buffer == nullptr || napi_get_reference_value(env, target.buffer, &buffer) != napi_ok ||

@@ -64,7 +64,7 @@ export interface ReadAhead {
   setTarget(token: number, buf: Uint8Array): void;
 }
 
-/** `results[3i]` of an event nothing was read for. */
+/** `results[2i]` of an event nothing was read for. */
 export const NOT_READ = -0x80000000;
 
 /**

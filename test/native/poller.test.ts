@@ -67,6 +67,22 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     p.remove(s.server);
   });
 
+  /** A poller with read-ahead on and one connected pair, its server side registered as `token`. */
+  async function readAheadPair(token: number) {
+    const p = poller();
+    const s = await pair();
+    const ahead = p.enableReadAhead(8);
+    p.add(s.server, token);
+    p.wait(0);
+    return { p, s, ahead };
+  }
+
+  /** Asks the next wait to read up to `bytes` for `token`, at `offset` in its target. */
+  function ask(ahead: { wants: Int32Array }, token: number, bytes: number, offset = 0): void {
+    ahead.wants[2 * token] = bytes;
+    ahead.wants[2 * token + 1] = offset;
+  }
+
   /** The event index of `token` in the last wait's `count` pairs (-1: not reported). */
   function eventOf(p: NativePoller, count: number, token: number): number {
     for (let i = 0; i < count; i++) if (p.events[2 * i] === token && (p.events[2 * i + 1]! & READABLE) !== 0) return i;
@@ -74,17 +90,12 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
   }
 
   it('reads ahead into the target asked for, once per ask, and reports what it read', async () => {
-    const p = poller();
-    const s = await pair();
-    const ahead = p.enableReadAhead(8);
+    const { p, s, ahead } = await readAheadPair(3);
     expect(ahead.wants.length).toBeGreaterThanOrEqual(16);
     expect(ahead.results.length).toBe(p.events.length);
-    p.add(s.server, 3);
-    p.wait(0);
     const target = new Uint8Array(32).fill(0xee);
     p.setReadTarget(3, target);
-    ahead.wants[6] = 10; // up to 10 bytes ...
-    ahead.wants[7] = 5; // ... at offset 5
+    ask(ahead, 3, 10, 5); // up to 10 bytes at offset 5
     expect(n.write(s.client, Buffer.from('hello world, more'), 0, 17)).toBe(17);
     let i = eventOf(p, p.wait(1000), 3);
     expect(i).toBeGreaterThanOrEqual(0);
@@ -102,8 +113,7 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     expect(n.read(s.server, rest, 0, 16)).toBe(8);
     expect(rest.toString('utf8', 0, 8)).toBe('d, more!');
     // A drained socket: an ask bigger than what came reads what came, fewer than asked.
-    ahead.wants[6] = 32;
-    ahead.wants[7] = 0;
+    ask(ahead, 3, 32);
     expect(n.write(s.client, Buffer.from('abc'), 0, 3)).toBe(3);
     i = eventOf(p, p.wait(1000), 3);
     expect([ahead.results[2 * i], ahead.results[2 * i + 1]]).toEqual([3, 32]);
@@ -112,15 +122,10 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
   });
 
   it('reads ahead into a view at its own offset, and not past a resizable buffer shrunk since', async () => {
-    const p = poller();
-    const s = await pair();
-    const ahead = p.enableReadAhead(8);
-    p.add(s.server, 3);
-    p.wait(0);
+    const { p, s, ahead } = await readAheadPair(3);
     const backing = new Uint8Array(32).fill(0x2d);
     p.setReadTarget(3, backing.subarray(10, 20));
-    ahead.wants[6] = 4;
-    ahead.wants[7] = 2;
+    ask(ahead, 3, 4, 2);
     expect(n.write(s.client, Buffer.from('abcd'), 0, 4)).toBe(4);
     let i = eventOf(p, p.wait(1000), 3);
     expect(ahead.results[2 * i]).toBe(4);
@@ -129,8 +134,7 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     const resizable = new ResizableBuffer(64, { maxByteLength: 64 });
     p.setReadTarget(3, new Uint8Array(resizable));
     resizable.resize(8);
-    ahead.wants[6] = 16;
-    ahead.wants[7] = 0;
+    ask(ahead, 3, 16);
     expect(n.write(s.client, Buffer.from('efgh'), 0, 4)).toBe(4);
     i = eventOf(p, p.wait(1000), 3);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
@@ -138,13 +142,9 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
   });
 
   it('reads ahead 0 at end of stream', async () => {
-    const p = poller();
-    const s = await pair();
-    const ahead = p.enableReadAhead(8);
-    p.add(s.server, 2);
-    p.wait(0);
+    const { p, s, ahead } = await readAheadPair(2);
     p.setReadTarget(2, new Uint8Array(8));
-    ahead.wants[4] = 8;
+    ask(ahead, 2, 8);
     n.shutdown(s.client, 1);
     const i = eventOf(p, p.wait(1000), 2);
     expect(ahead.results[2 * i]).toBe(0);
@@ -152,20 +152,15 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
   });
 
   it('skips a read ahead whose target no longer holds the bytes asked for', async () => {
-    const p = poller();
-    const s = await pair();
-    const ahead = p.enableReadAhead(8);
-    p.add(s.server, 1);
-    p.wait(0);
+    const { p, s, ahead } = await readAheadPair(1);
     // No target at all.
-    ahead.wants[2] = 4;
+    ask(ahead, 1, 4);
     expect(n.write(s.client, Buffer.from('x'), 0, 1)).toBe(1);
     let i = eventOf(p, p.wait(1000), 1);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
     // Offset + ask past the end.
     p.setReadTarget(1, new Uint8Array(8));
-    ahead.wants[2] = 4;
-    ahead.wants[3] = 6;
+    ask(ahead, 1, 4, 6);
     expect(n.write(s.client, Buffer.from('y'), 0, 1)).toBe(1);
     i = eventOf(p, p.wait(1000), 1);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
@@ -173,15 +168,13 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     const moved = new Uint8Array(64);
     p.setReadTarget(1, moved);
     structuredClone(moved.buffer, { transfer: [moved.buffer] });
-    ahead.wants[2] = 4;
-    ahead.wants[3] = 0;
+    ask(ahead, 1, 4);
     expect(n.write(s.client, Buffer.from('z'), 0, 1)).toBe(1);
     i = eventOf(p, p.wait(1000), 1);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
     // A view of a SharedArrayBuffer is never read into ahead.
     p.setReadTarget(1, new Uint8Array(new SharedArrayBuffer(16)));
-    ahead.wants[2] = 4;
-    ahead.wants[3] = 0;
+    ask(ahead, 1, 4);
     expect(n.write(s.client, Buffer.from('w'), 0, 1)).toBe(1);
     i = eventOf(p, p.wait(1000), 1);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
@@ -199,12 +192,12 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     const ahead = p.enableReadAhead(8);
     p.add(a.server, 4);
     p.setReadTarget(4, new Uint8Array(8));
-    ahead.wants[8] = 8;
+    ask(ahead, 4, 8);
     p.remove(a.server);
     expect(ahead.wants[8]).toBe(0);
     p.add(b.server, 4);
     p.wait(0);
-    ahead.wants[8] = 8; // an ask without a target of its own
+    ask(ahead, 4, 8); // an ask without a target of its own
     expect(n.write(b.client, Buffer.from('q'), 0, 1)).toBe(1);
     const i = eventOf(p, p.wait(1000), 4);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
