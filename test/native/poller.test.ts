@@ -83,6 +83,12 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     ahead.wants[2 * token + 1] = offset;
   }
 
+  /** Sends `text` from `client`, waits for the edge, and returns `token`'s event index. */
+  function sendAndPoll(p: NativePoller, client: number, text: string, token: number): number {
+    expect(n.write(client, Buffer.from(text), 0, text.length)).toBe(text.length);
+    return eventOf(p, p.wait(1000), token);
+  }
+
   /** The event index of `token` in the last wait's `count` pairs (-1: not reported). */
   function eventOf(p: NativePoller, count: number, token: number): number {
     for (let i = 0; i < count; i++) if (p.events[2 * i] === token && (p.events[2 * i + 1]! & READABLE) !== 0) return i;
@@ -96,8 +102,7 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     const target = new Uint8Array(32).fill(0xee);
     p.setReadTarget(3, target);
     ask(ahead, 3, 10, 5); // up to 10 bytes at offset 5
-    expect(n.write(s.client, Buffer.from('hello world, more'), 0, 17)).toBe(17);
-    let i = eventOf(p, p.wait(1000), 3);
+    let i = sendAndPoll(p, s.client, 'hello world, more', 3);
     expect(i).toBeGreaterThanOrEqual(0);
     expect(ahead.results[2 * i]).toBe(10);
     expect(ahead.results[2 * i + 1]).toBe(10);
@@ -106,16 +111,14 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     expect(target[15]).toBe(0xee);
     // The ask was used up: the next edge is reported unread, and the rest stays in the socket.
     expect(ahead.wants[6]).toBe(0);
-    expect(n.write(s.client, Buffer.from('!'), 0, 1)).toBe(1);
-    i = eventOf(p, p.wait(1000), 3);
+    i = sendAndPoll(p, s.client, '!', 3);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
     const rest = Buffer.alloc(16);
     expect(n.read(s.server, rest, 0, 16)).toBe(8);
     expect(rest.toString('utf8', 0, 8)).toBe('d, more!');
     // A drained socket: an ask bigger than what came reads what came, fewer than asked.
     ask(ahead, 3, 32);
-    expect(n.write(s.client, Buffer.from('abc'), 0, 3)).toBe(3);
-    i = eventOf(p, p.wait(1000), 3);
+    i = sendAndPoll(p, s.client, 'abc', 3);
     expect([ahead.results[2 * i], ahead.results[2 * i + 1]]).toEqual([3, 32]);
     expect(Buffer.from(target.subarray(0, 3)).toString()).toBe('abc');
     p.remove(s.server);
@@ -126,8 +129,7 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     const backing = new Uint8Array(32).fill(0x2d);
     p.setReadTarget(3, backing.subarray(10, 20));
     ask(ahead, 3, 4, 2);
-    expect(n.write(s.client, Buffer.from('abcd'), 0, 4)).toBe(4);
-    let i = eventOf(p, p.wait(1000), 3);
+    let i = sendAndPoll(p, s.client, 'abcd', 3);
     expect(ahead.results[2 * i]).toBe(4);
     expect(Buffer.from(backing).toString()).toBe('------------abcd----------------');
     const ResizableBuffer = ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void };
@@ -135,8 +137,7 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     p.setReadTarget(3, new Uint8Array(resizable));
     resizable.resize(8);
     ask(ahead, 3, 16);
-    expect(n.write(s.client, Buffer.from('efgh'), 0, 4)).toBe(4);
-    i = eventOf(p, p.wait(1000), 3);
+    i = sendAndPoll(p, s.client, 'efgh', 3);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
     p.remove(s.server);
   });
@@ -155,28 +156,24 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     const { p, s, ahead } = await readAheadPair(1);
     // No target at all.
     ask(ahead, 1, 4);
-    expect(n.write(s.client, Buffer.from('x'), 0, 1)).toBe(1);
-    let i = eventOf(p, p.wait(1000), 1);
+    let i = sendAndPoll(p, s.client, 'x', 1);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
     // Offset + ask past the end.
     p.setReadTarget(1, new Uint8Array(8));
     ask(ahead, 1, 4, 6);
-    expect(n.write(s.client, Buffer.from('y'), 0, 1)).toBe(1);
-    i = eventOf(p, p.wait(1000), 1);
+    i = sendAndPoll(p, s.client, 'y', 1);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
     // A target transferred away (detached) since it was set.
     const moved = new Uint8Array(64);
     p.setReadTarget(1, moved);
     structuredClone(moved.buffer, { transfer: [moved.buffer] });
     ask(ahead, 1, 4);
-    expect(n.write(s.client, Buffer.from('z'), 0, 1)).toBe(1);
-    i = eventOf(p, p.wait(1000), 1);
+    i = sendAndPoll(p, s.client, 'z', 1);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
     // A view of a SharedArrayBuffer is never read into ahead.
     p.setReadTarget(1, new Uint8Array(new SharedArrayBuffer(16)));
     ask(ahead, 1, 4);
-    expect(n.write(s.client, Buffer.from('w'), 0, 1)).toBe(1);
-    i = eventOf(p, p.wait(1000), 1);
+    i = sendAndPoll(p, s.client, 'w', 1);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
     // Nothing was consumed by the skipped reads.
     const got = Buffer.alloc(8);
@@ -198,8 +195,7 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     p.add(b.server, 4);
     p.wait(0);
     ask(ahead, 4, 8); // an ask without a target of its own
-    expect(n.write(b.client, Buffer.from('q'), 0, 1)).toBe(1);
-    const i = eventOf(p, p.wait(1000), 4);
+    const i = sendAndPoll(p, b.client, 'q', 4);
     expect(ahead.results[2 * i]).toBe(ahead.notRead);
     p.remove(b.server);
   });
