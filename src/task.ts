@@ -62,6 +62,8 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
   private source: OperationSource<T> | null;
   /** The frame running now: the body's iterator, or the innermost `call`'s. */
   private iterator: Iterator<unknown, unknown, unknown> | null = null;
+  /** Whether `iterator.next` is the generators' own `next` (see generatorNext). */
+  private generatorFrame = false;
   /** The frames suspended below it by `call`, innermost last (null until the first call). */
   private frames: Iterator<unknown, unknown, unknown>[] | null = null;
   /** Children as an intrusive list: O(1) to add and remove, no Set per parent. */
@@ -208,8 +210,22 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
     this.loop.enqueue(this);
   }
 
+  /** An interruption (a cancel, say) is waiting for the task's next yield. */
+  get interrupted(): boolean {
+    return this.pendingInterrupt !== null;
+  }
+
   /** Runs the task until it parks, returns or throws. Called only by the loop's batch. */
   runStep(): void {
+    running = this;
+    try {
+      this.step();
+    } finally {
+      running = null;
+    }
+  }
+
+  private step(): void {
     this.queued = false;
     if (this.phase === CHILDREN) {
       this.settle();
@@ -226,7 +242,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
         return;
       }
       try {
-        this.iterator = toIterator(this.source!);
+        this.setFrame(toIterator(this.source!));
       } catch (err) {
         this.finishBody(false, err);
         return;
@@ -238,13 +254,13 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       const iterator = this.iterator!;
       let step: IteratorResult<unknown, unknown>;
       try {
-        if (mode === NEXT) step = iterator.next(value);
+        if (mode === NEXT) step = this.generatorFrame ? generatorNext.call(iterator, value) : iterator.next(value);
         else if (iterator.throw !== undefined) step = iterator.throw(value);
         else throw value;
       } catch (err) {
         if (this.frames !== null && this.frames.length > 0) {
           // A `call` frame threw: the error surfaces in its caller, at the `yield* call(...)`.
-          this.iterator = this.frames.pop()!;
+          this.setFrame(this.frames.pop()!);
           mode = THROW;
           value = err;
           continue;
@@ -254,7 +270,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       }
       if (step.done) {
         if (this.frames !== null && this.frames.length > 0) {
-          this.iterator = this.frames.pop()!;
+          this.setFrame(this.frames.pop()!);
           mode = NEXT;
           value = step.value;
           continue;
@@ -303,7 +319,12 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
     // call() at all (every serve() connection) hold exactly one.
     if (this.frames === null) this.frames = [this.iterator!];
     else this.frames.push(this.iterator!);
+    this.setFrame(iterator);
+  }
+
+  private setFrame(iterator: Iterator<unknown, unknown, unknown>): void {
     this.iterator = iterator;
+    this.generatorFrame = iterator.next === generatorNext;
   }
 
   /** As a timer waiter: a `sleep` expired. */
@@ -410,6 +431,25 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
     return err;
   }
 }
+
+/** The task whose step is running now (its generator is on the stack), or null. */
+let running: Task<unknown> | null = null;
+
+/**
+ * The task whose step is running now, or null outside every task (a Protocol callback, a promise
+ * continuation). An operation that can finish at once uses it to finish inside the `yield*`.
+ * @internal
+ */
+export function runningTask(): Task<unknown> | null {
+  return running;
+}
+
+/**
+ * The `next` every generator object inherits. runStep calls it directly rather than loading
+ * `iterator.next`: generator objects of different functions have different maps, so that load is
+ * megamorphic (a stub-cache probe per resume) once a loop runs more than four kinds of task.
+ */
+const generatorNext = (Object.getPrototypeOf(function* () {}) as { prototype: Generator }).prototype.next;
 
 function toIterator<T>(source: OperationSource<T>): Iterator<unknown, T, unknown> {
   const op: Operation<T> = typeof source === 'function' ? source() : source;

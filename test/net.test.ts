@@ -8,6 +8,7 @@ import {
   sleep,
   spawn,
   type Operation,
+  yieldNow,
   type Server,
 } from '../src/index.js';
 import { BACKENDS, echo, readAll, readExactly } from './helpers.js';
@@ -258,6 +259,39 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
       return msg;
     });
     expect(message).toMatch(/another task is already waiting to read/);
+  });
+
+  it('interrupts a task cancelled while queued at its next write, which the kernel could take, and writes nothing', async () => {
+    // The write could complete inside the yield* without suspending; a cancel already waiting
+    // must win, as it would at any yield.
+    const { outcome, received } = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const client = yield* connect({ host: HOST, port: server.port });
+      const conn = yield* server.accept();
+      let wroteAnyway = false;
+      const writer = yield* spawn(function* () {
+        yield* yieldNow(); // queued again: the canceller runs before this task's next step
+        yield* conn.write('should not be sent');
+        wroteAnyway = true;
+      });
+      yield* spawn(function* () {
+        writer.cancel();
+      });
+      let outcome: unknown;
+      try {
+        yield* writer;
+      } catch (err) {
+        outcome = err;
+      }
+      yield* conn.write('after');
+      conn.end();
+      const received = Buffer.from(yield* readAll(client)).toString();
+      for (const c of [client, conn]) c.close();
+      server.close();
+      return { outcome: wroteAnyway ? 'wrote' : outcome, received };
+    });
+    expect(outcome).toBeInstanceOf(CancelledError);
+    expect(received).toBe('after');
   });
 
   it('frees the read side as soon as its reader is cancelled, before the reader has run', async () => {

@@ -4,7 +4,8 @@ import { describe, errnoError, socketStateError } from '../errors.js';
 import type { IoHandler, Loop, TimerWaiter } from '../loop.js';
 import { ERROR, HANGUP, READABLE, WRITABLE } from '../native.js';
 import type { Operation } from '../operation.js';
-import { NEXT, THROW, type Task } from '../task.js';
+import { done } from '../operation.js';
+import { NEXT, runningTask, THROW, type Task } from '../task.js';
 import { EAGAIN } from './errno.js';
 import { ReusableOp } from './reusable-op.js';
 
@@ -277,6 +278,33 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
 
   constructor(protected readonly conn: Connection) {
     super();
+  }
+
+  /**
+   * The first step of the `yield*`. When the call can complete now (a write the kernel takes, a
+   * read with bytes waiting), it completes here and the `yield*` returns (or throws) without the
+   * generator ever suspending: no trip through the driver's step loop. That path is taken only
+   * inside the running task's own step, within its SOCKET_OPS_PER_STEP budget, and with no
+   * cancel waiting: then the task could not tell it from yielding and being resumed at once.
+   * Otherwise (or on EAGAIN) the op yields itself and the driver starts it as any instruction.
+   */
+  override next(value?: unknown): IteratorResult<unknown, T> {
+    if (!this.yielded) {
+      const task = runningTask();
+      if (task !== null && task.socketBudget > 0 && !task.interrupted) {
+        const r = this.attempt();
+        if (r !== EAGAIN) {
+          task.socketBudget--;
+          this.iterating = false;
+          const mode = this.outcome(r);
+          const result = this.value;
+          this.value = undefined;
+          if (mode === THROW) throw result;
+          return done(result as T);
+        }
+      }
+    }
+    return super.next(value);
   }
 
   override abort(): void {
