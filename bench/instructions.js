@@ -27,11 +27,18 @@ if (spawnSync('valgrind', ['--version']).status !== 0) {
   process.exit(1);
 }
 
+// Fixed seeds: with a random hash seed, V8's start-up search for a prime (detail::sprp, called
+// from HashSeed::InitializeRoots) costs a different number of instructions in every process,
+// millions of them, which came out as ±5% per round trip. With these seeds, repeated runs of one
+// build agree to a few instructions per round trip. No concurrent recompilation: optimised code
+// is installed at the same point in every run.
+const NODE_FLAGS = ['--random-seed=42', '--hash-seed=42', '--no-concurrent-recompilation'];
+
 function count(n, mode, dist) {
   const env = { ...process.env };
   // Another dist/ has no build/ beside it: it loads this checkout's addon (the driver is compared).
   if (dist) Object.assign(env, { COLOOP_DIST: dist, COLOOP_ADDON_PATH: env.COLOOP_ADDON_PATH || path.join(here, '../build/Release/coloop.node') });
-  const r = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, '--no-concurrent-recompilation',
+  const r = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, ...NODE_FLAGS,
     path.join(here, 'lib/echo-inproc.mjs'), String(n), mode], { env, encoding: 'utf8' });
   const m = /Collected : (\d+)/.exec(r.stderr);
   if (r.status !== 0 || !m) throw new Error(`valgrind run failed (${mode}, ${n}): ${r.stderr.slice(-500)}`);
