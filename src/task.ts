@@ -222,6 +222,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       this.step();
     } finally {
       running = null;
+      parkIntent = null;
     }
   }
 
@@ -283,6 +284,16 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
         mode = THROW;
         value = this.takeInterrupt();
         continue;
+      }
+      const parking = parkIntent;
+      if (parking !== null && instruction === parking) {
+        // The op tried just now, inside this step's yield*, and must wait: park without the
+        // second attempt (and the megamorphic `start` load) the general path below would make.
+        parkIntent = null;
+        this.parkGen++;
+        this.parkedOn = parking;
+        parking.park(this);
+        return;
       }
       if (!(instruction instanceof Instruction)) {
         mode = THROW;
@@ -442,6 +453,23 @@ let running: Task<unknown> | null = null;
  */
 export function runningTask(): Task<unknown> | null {
   return running;
+}
+
+/** An instruction that can park a task without first trying its operation again. @internal */
+export interface ParkingOp extends Instruction<unknown> {
+  park(task: Task<unknown>): void;
+}
+
+/** Set by an op that tried, inside the running step, and is about to yield itself to wait. */
+let parkIntent: ParkingOp | null = null;
+
+/**
+ * Called by `op` from its `next()` inside the running task's step, after its attempt said
+ * EAGAIN and just before it yields itself: the step loop then parks the task on it directly.
+ * @internal
+ */
+export function announcePark(op: ParkingOp): void {
+  parkIntent = op;
 }
 
 /**

@@ -5,7 +5,7 @@ import type { IoHandler, Loop, TimerWaiter } from '../loop.js';
 import { ERROR, HANGUP, READABLE, WRITABLE } from '../native.js';
 import type { Operation } from '../operation.js';
 import { done } from '../operation.js';
-import { NEXT, runningTask, THROW, type Task } from '../task.js';
+import { announcePark, NEXT, runningTask, THROW, type Task } from '../task.js';
 import { EAGAIN } from './errno.js';
 import { ReusableOp } from './reusable-op.js';
 
@@ -302,6 +302,8 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
           if (mode === THROW) throw result;
           return done(result as T);
         }
+        // Nothing now: the driver parks the task on this op without a second attempt.
+        announcePark(this);
       }
     }
     return super.next(value);
@@ -349,12 +351,7 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
   start(task: Task<unknown>): boolean {
     const r = this.attempt();
     if (r === EAGAIN) {
-      this.task = task;
-      const limit = this.waitLimitMs();
-      if (limit > 0) {
-        this.waitingSince = performance.now();
-        if (this.timer < 0) this.timer = this.conn.loop.addTimer(limit, this);
-      }
+      this.park(task);
       return false;
     }
     const mode = this.outcome(r);
@@ -362,6 +359,16 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
     task.resumeValue = this.value;
     task.socketBudget--;
     return true;
+  }
+
+  /** Waits for the next edge on behalf of `task`: an attempt just said EAGAIN. */
+  park(task: Task<unknown>): void {
+    this.task = task;
+    const limit = this.waitLimitMs();
+    if (limit > 0) {
+      this.waitingSince = performance.now();
+      if (this.timer < 0) this.timer = this.conn.loop.addTimer(limit, this);
+    }
   }
 
   /** How long one wait may last before it fails (0: no limit). */
@@ -397,13 +404,12 @@ class ReadOp extends SocketOp<Uint8Array | null | number> {
     this.copy = copy;
   }
 
-  override start(task: Task<unknown>): boolean {
-    if (super.start(task)) return true;
-    // Parked: the backend may read for us in its next poll (see takeAhead). Not for read(): its
-    // buffer is the scratch every connection shares, and a poll reads for all of them before
-    // any copies its bytes out.
+  override park(task: Task<unknown>): void {
+    super.park(task);
+    // The backend may read for us in its next poll (see takeAhead). Not for read(): its buffer
+    // is the scratch every connection shares, and a poll reads for all of them before any
+    // copies its bytes out.
     if (!this.copy) this.conn.askAhead(this.buf, this.offset, this.length);
-    return false;
   }
 
   /**
@@ -497,11 +503,7 @@ class ConnectOp extends SocketOp<void> {
     this.claim('connect');
     this.host = host;
     this.port = port;
-  }
-
-  override start(task: Task<unknown>): boolean {
     this.waiting = true;
-    return super.start(task);
   }
 
   protected attempt(): number {
