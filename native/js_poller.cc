@@ -115,7 +115,10 @@ class JsPoller : public Napi::ObjectWrap<JsPoller> {
   // buffer handle), and the buffer's current length is what bounds a write into it.
   struct ReadTarget {
     napi_ref buffer = nullptr;
+    // The view's place in its buffer: reads ahead stay inside the view, never in the rest of
+    // the buffer (a small Buffer shares Node's 8 KiB pool with other Buffers).
     size_t byte_offset = 0;
+    size_t byte_length = 0;
   };
   Napi::Reference<Napi::ArrayBuffer> wants_buffer_;
   Napi::Reference<Napi::ArrayBuffer> results_buffer_;
@@ -381,7 +384,11 @@ void JsPoller::ReadAhead(int count) {
     size_t length = 0;
     // Detached: no data, length 0. Resizable and shrunk since: the current, smaller length.
     if (napi_get_arraybuffer_info(env, buffer, &data, &length) != napi_ok || data == nullptr) continue;
-    size_t start = target.byte_offset + static_cast<size_t>(offset);
+    // Inside the view as it was set, and inside the buffer as it is now (a resizable buffer may
+    // have shrunk since).
+    size_t in_view = static_cast<size_t>(offset);
+    if (in_view > target.byte_length || static_cast<size_t>(want) > target.byte_length - in_view) continue;
+    size_t start = target.byte_offset + in_view;
     if (start > length || static_cast<size_t>(want) > length - start) continue;
     wants_[2 * token] = 0;
     ssize_t got = ReadSocket(event_fds_[i], static_cast<uint8_t*>(data) + start, static_cast<size_t>(want));
@@ -443,7 +450,8 @@ Napi::Value JsPoller::SetReadTarget(const Napi::CallbackInfo& info) {
   }
   napi_value buffer = nullptr;
   size_t byte_offset = 0;
-  if (napi_get_typedarray_info(env, info[1], nullptr, nullptr, nullptr, &buffer, &byte_offset) != napi_ok) {
+  size_t byte_length = 0;
+  if (napi_get_typedarray_info(env, info[1], nullptr, &byte_length, nullptr, &buffer, &byte_offset) != napi_ok) {
     ThrowArgType(env, "buffer", "Uint8Array");
   }
   size_t slot = static_cast<size_t>(token);
@@ -457,7 +465,7 @@ Napi::Value JsPoller::SetReadTarget(const Napi::CallbackInfo& info) {
     throw CodeError(env, "ERR_INVALID_STATE", "Cannot hold the read target");
   }
   if (targets_[slot].buffer != nullptr) napi_delete_reference(env, targets_[slot].buffer);
-  targets_[slot] = ReadTarget{ref, byte_offset};
+  targets_[slot] = ReadTarget{ref, byte_offset, byte_length};
   return env.Undefined();
 }
 

@@ -46,6 +46,7 @@ describe.each(addons)('garbage arguments (%s)', (_name, n: NativeBinding) => {
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
     const owned = new Set<number>();
     const pollers: NativePoller[] = [];
+    const wantsOf = new Map<NativePoller, Int32Array>();
     const heaps: NativeTimerHeap[] = [new n.TimerHeap()];
 
     const numbers = [
@@ -104,7 +105,19 @@ describe.each(addons)('garbage arguments (%s)', (_name, n: NativeBinding) => {
       ['Poller.cancelTimer', () => Reflect.apply(poller().cancelTimer, poller(), args(anyValue))],
       ['Poller.now', () => Reflect.apply(poller().now, poller(), args(anyValue))],
       ['Poller.timerCount', () => poller().timerCount],
-      ['Poller.enableReadAhead', () => Reflect.apply(poller().enableReadAhead, poller(), args(anyValue))],
+      ['Poller.enableReadAhead', () => {
+        const p = poller();
+        const ahead = Reflect.apply(p.enableReadAhead, p, args(anyValue)) as { wants: Int32Array };
+        wantsOf.set(p, ahead.wants);
+      }],
+      ['Poller.setReadTarget', () => Reflect.apply(poller().setReadTarget, poller(), args(anyValue, anyValue))],
+      // JS may write anything into the shared wants array: the next wait() must not trust it.
+      ['Poller wants array', () => {
+        const wants = wantsOf.get(poller());
+        if (wants === undefined || wants.length === 0) return;
+        const value = pick(numbers);
+        wants[Math.floor(random() * Math.min(wants.length, 64))] = random() < 0.5 ? value : Math.floor(random() * 2 ** 32) - 2 ** 31;
+      }],
       ['Poller.close', () => {
         if (random() < 0.2) pollers.splice(pollers.indexOf(poller()), 1)[0]?.close();
       }],

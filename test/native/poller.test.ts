@@ -124,6 +124,41 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     p.remove(s.server);
   });
 
+  it('reads ahead only inside the target, whatever numbers the wants array holds', async () => {
+    // JS can write anything into wants: every ask that does not fit the 32-byte view is skipped,
+    // one that fits reads there, and the bytes around the view are never touched.
+    const { p, s, ahead } = await readAheadPair(2);
+    const backing = new Uint8Array(64).fill(0xee);
+    const target = backing.subarray(16, 48);
+    p.setReadTarget(2, target);
+    const numbers = [0, 1, 2, 31, 32, 33, 48, 64, -1, -32, 2 ** 31 - 1, -(2 ** 31), 2 ** 30, 1 << 16];
+    let seed = 7;
+    const pick = () => numbers[(seed = (seed * 1103515245 + 12345) % 2 ** 31) % numbers.length]!;
+    let read = 0;
+    for (let round = 0; round < 300; round++) {
+      const [bytes, offset] = [pick(), pick()];
+      target.fill(0);
+      ask(ahead, 2, bytes, offset);
+      const i = sendAndPoll(p, s.client, 'q', 2);
+      const r = ahead.results[2 * i];
+      const fits = bytes > 0 && offset >= 0 && offset + bytes <= 32;
+      if (fits) {
+        expect(r).toBe(1);
+        expect(target[offset]).toBe('q'.charCodeAt(0));
+        read++;
+      } else {
+        expect([bytes, offset, r]).toEqual([bytes, offset, ahead.notRead]);
+        expect(n.read(s.server, Buffer.alloc(1), 0, 1)).toBe(1); // drained by hand
+        expect(target.every((b) => b === 0)).toBe(true);
+      }
+      expect(backing.subarray(0, 16).every((b) => b === 0xee)).toBe(true);
+      expect(backing.subarray(48).every((b) => b === 0xee)).toBe(true);
+    }
+    expect(read).toBeGreaterThan(20);
+    expect(read).toBeLessThan(280);
+    p.remove(s.server);
+  });
+
   it('reads ahead into a view at its own offset, and not past a resizable buffer shrunk since', async () => {
     const { p, s, ahead } = await readAheadPair(3);
     const backing = new Uint8Array(32).fill(0x2d);
