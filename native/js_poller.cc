@@ -36,6 +36,12 @@ constexpr double kMaxTimerDelayMs = 1e15;
 // Read-ahead (see ReadAhead): the result of an event nothing was read for.
 constexpr int32_t kNotRead = INT32_MIN;
 constexpr int32_t kMaxTokens = 1 << 24;
+// Bytes one wait() reads ahead at most; the events after that are reported unread, and their
+// readers read for themselves when they run. The bytes read ahead wait in their readers' buffers
+// until the batch has run: past about a quarter of a core's L2 cache they are evicted before
+// they are written back out, and every byte is then fetched from memory twice (measured at 100
+// connections x 16 KiB: 7.6 us of server CPU per message against 5.8 with one buffer).
+constexpr size_t kReadAheadBudget = 128 * 1024;
 
 // uv_hrtime is CLOCK_MONOTONIC on Linux, and on every platform the clock libuv's loop time is read
 // from (on Linux through CLOCK_MONOTONIC_COARSE, so loop time may trail it by a tick).
@@ -357,12 +363,15 @@ Napi::Value JsPoller::Close(const Napi::CallbackInfo& info) {
 // own, and no copy. An ask is used up by the read; JS renews it each time a reader parks. The
 // target is checked at every read (it may have been detached or shrunk since it was set): when it
 // no longer holds the bytes asked for, the event is reported unread and the reader reads for
-// itself, as without read-ahead.
+// itself, as without read-ahead. Once one call has read kReadAheadBudget bytes, the rest of its
+// events are reported unread too.
 void JsPoller::ReadAhead(int count) {
   napi_env env = Env();
+  size_t budget = kReadAheadBudget;
   for (int i = 0; i < count; ++i) {
     int32_t* result = results_ + 2 * i;
     result[0] = kNotRead;
+    if (budget == 0) continue;
     if ((events_[2 * i + 1] & (kReadable | kHangup | kError)) == 0) continue;
     int32_t token = events_[2 * i];
     if (token < 0 || static_cast<size_t>(token) >= want_tokens_) continue;
@@ -394,6 +403,7 @@ void JsPoller::ReadAhead(int count) {
     ssize_t got = ReadSocket(event_fds_[i], static_cast<uint8_t*>(data) + start, static_cast<size_t>(want));
     result[0] = static_cast<int32_t>(got);
     result[1] = want;
+    if (got > 0) budget -= std::min(budget, static_cast<size_t>(got));
   }
 }
 
@@ -435,6 +445,7 @@ Napi::Value JsPoller::EnableReadAhead(const Napi::CallbackInfo& info) {
   out.Set("wants", Napi::Int32Array::New(env, want_tokens_ * 2, wants_buffer_.Value(), 0));
   out.Set("results", Napi::Int32Array::New(env, results.ByteLength() / sizeof(int32_t), results, 0));
   out.Set("notRead", Napi::Number::New(env, kNotRead));
+  out.Set("budget", Napi::Number::New(env, static_cast<double>(kReadAheadBudget)));
   return out;
 }
 

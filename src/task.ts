@@ -8,6 +8,8 @@ export type TaskState = 'pending' | 'fulfilled' | 'rejected' | 'cancelled';
 /** How a parked task is resumed: with a value (`next`) or with an error thrown in (`throw`). */
 export const NEXT = 0;
 export const THROW = 1;
+/** Internal: the step first tries again the instruction in `resumeValue` (see Task.retry). */
+const RETRY = 2;
 export type ResumeMode = typeof NEXT | typeof THROW;
 
 /** Told when a task settles. Joiners, `all`/`race` and the promise side of a task are observers. */
@@ -204,6 +206,23 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
     this.loop.enqueue(this);
   }
 
+  /**
+   * Wakes a parked task to try `op` again at the start of its next step, and to be resumed with
+   * that attempt's outcome (or parked on `op` again, if it still has none). A socket read woken by
+   * an edge uses it, so that the bytes land in the reader's buffer just before the task runs on
+   * them, rather than when the event is dispatched, a whole batch earlier.
+   */
+  retry(op: Instruction<unknown>): void {
+    if (this.queued || this.phase !== BODY) {
+      throw new Error(`coloop internal error: retry of a task that is ${this.queued ? 'already queued' : 'not parked'}`);
+    }
+    this.parkedOn = null;
+    this.resumeMode = RETRY as ResumeMode;
+    this.resumeValue = op;
+    this.queued = true;
+    this.loop.enqueue(this);
+  }
+
   /** Puts a new task on the run queue for its first step. */
   schedule(): void {
     this.queued = true;
@@ -251,6 +270,22 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       this.source = null;
     }
     this.socketBudget = SOCKET_OPS_PER_STEP;
+    if ((mode as number) === RETRY) {
+      const op = value as Instruction<unknown>;
+      if (this.pendingInterrupt !== null) {
+        // Nothing was taken from the op yet: the cancel goes in at once, and loses nothing.
+        mode = THROW;
+        value = this.takeInterrupt();
+      } else {
+        this.parkGen++;
+        this.parkedOn = op;
+        if (!op.start(this)) return;
+        this.parkedOn = null;
+        mode = this.resumeMode;
+        value = this.resumeValue;
+        this.resumeValue = undefined;
+      }
+    }
     for (;;) {
       const iterator = this.iterator!;
       let step: IteratorResult<unknown, unknown>;

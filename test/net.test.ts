@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   CancelledError,
@@ -395,6 +396,100 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
       return [Buffer.from(second.subarray(0, n)).toString(), Buffer.from(first).toString()];
     });
     expect(got).toEqual(['kept', '--------']);
+  });
+
+  it('gives each of many parked readers its own bytes when more arrives at once than one poll reads ahead', async () => {
+    // Native: one poll reads ahead up to its budget (128 KiB); the readers past it read for
+    // themselves when they run. 24 x 16 KiB is three times the budget.
+    const count = 24;
+    const size = 16 * 1024;
+    const got = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const clients = [];
+      const accepted = [];
+      for (let i = 0; i < count; i++) {
+        clients.push(yield* connect({ port: server.port }));
+        accepted.push(yield* server.accept());
+      }
+      const readers = [];
+      for (let i = 0; i < count; i++) {
+        const conn = accepted[i]!;
+        readers.push(yield* spawn(function* (): Operation<boolean> {
+          const buf = new Uint8Array(2 * size);
+          let n = 0;
+          while (n < size) {
+            const r = yield* conn.readInto(buf, n);
+            if (r === 0) return false;
+            n += r;
+          }
+          return n === size && buf.subarray(0, size).every((b) => b === i);
+        }));
+      }
+      yield* sleep(5); // every reader parked
+      for (let i = 0; i < count; i++) yield* clients[i]!.write(new Uint8Array(size).fill(i));
+      const ok = [];
+      for (const reader of readers) ok.push(yield* reader);
+      for (const conn of [...clients, ...accepted]) conn.close();
+      server.close();
+      return ok;
+    });
+    expect(got).toEqual(Array.from({ length: count }, () => true));
+  });
+
+  it('fails a reader woken by data with ERR_SOCKET_CLOSED if its socket is closed before it runs, reading nothing', async () => {
+    // The edge queues the reader, which reads when it runs; the task queued before it closes the
+    // socket, and the fd number is taken again at once (by /dev/zero): the reader must not read.
+    const outcome = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const client = yield* connect({ host: HOST, port: server.port });
+      const conn = yield* server.accept();
+      const reader = yield* spawn(function* (): Operation<unknown> {
+        try {
+          return yield* conn.read();
+        } catch (err) {
+          return err;
+        }
+      });
+      yield* sleep(1); // parked
+      yield* client.write('old');
+      yield* yieldNow(); // the next poll's edge queues the reader behind this task
+      conn.close();
+      const reused = openSync('/dev/zero', 'r');
+      try {
+        return yield* reader;
+      } finally {
+        closeSync(reused);
+        client.close();
+        server.close();
+      }
+    });
+    expect(outcome).toBeInstanceOf(Error);
+    expect((outcome as { code?: string }).code).toBe('ERR_SOCKET_CLOSED');
+  });
+
+  it('loses no bytes when a reader woken by data is cancelled before it runs', async () => {
+    const got = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const client = yield* connect({ host: HOST, port: server.port });
+      const conn = yield* server.accept();
+      const reader = yield* spawn(() => conn.read());
+      yield* sleep(1); // parked
+      yield* client.write('kept');
+      yield* yieldNow(); // the next poll's edge queues the reader behind this task
+      reader.cancel();
+      let outcome: unknown;
+      try {
+        yield* reader;
+      } catch (err) {
+        outcome = err;
+      }
+      const chunk = yield* conn.read();
+      for (const c of [client, conn]) c.close();
+      server.close();
+      return [outcome, Buffer.from(chunk!).toString()];
+    });
+    expect(got[0]).toBeInstanceOf(CancelledError);
+    expect(got[1]).toBe('kept');
   });
 
   it('removes interest when a task blocked in read, accept or connect is cancelled', async () => {

@@ -119,7 +119,7 @@ export class Connection implements IoHandler {
     this.closed = true;
     this.loop.unregister(this.fd, this.token);
     this.sockets.close(this.fd);
-    const err = () => socketStateError('ERR_SOCKET_CLOSED', 'the socket was closed while a task was waiting on it');
+    const err = closedError;
     this.reader.fail(err);
     this.writer.fail(err);
     this.connector?.fail(err);
@@ -257,6 +257,10 @@ export function peerOf(sockets: SocketApi, fd: number): { address: string; port:
 
 let lastPeerAddress = '';
 
+function closedError(): Error {
+  return socketStateError('ERR_SOCKET_CLOSED', 'the socket was closed while a task was waiting on it');
+}
+
 function checkRange(buf: Uint8Array, offset: number, length: number, what: string): void {
   if (!Number.isInteger(offset) || offset < 0 || offset > buf.length) throw new RangeError(`${what}(): offset ${offset} is outside the buffer`);
   if (!Number.isInteger(length) || length < 0 || offset + length > buf.length) throw new RangeError(`${what}(): length ${length} is outside the buffer`);
@@ -349,6 +353,13 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
   }
 
   start(task: Task<unknown>): boolean {
+    // Retried a batch after the edge that woke it (Task.retry): the socket may be closed since,
+    // and its fd number reused by another.
+    if (this.conn.isClosed) {
+      task.resumeMode = THROW;
+      task.resumeValue = closedError();
+      return true;
+    }
     const r = this.attempt();
     if (r === EAGAIN) {
       this.park(task);
@@ -431,6 +442,21 @@ class ReadOp extends SocketOp<Uint8Array | null | number> {
   override fail(makeError: () => Error): void {
     this.conn.dropAhead();
     super.fail(makeError);
+  }
+
+  /**
+   * An edge with nothing read ahead for it: the task reads for itself when it runs, not here.
+   * Here is the dispatch of a whole poll's events, before the batch runs any task. Bytes read now
+   * would sit in the buffer until the task writes them back, a batch later, by when the other
+   * readers' bytes have pushed them out of the cache: at 100 connections x 16 KiB that cost 1.8 us
+   * of server CPU per message (7.6 against 5.8 us).
+   */
+  override ready(): void {
+    const task = this.task;
+    if (task === null) return;
+    this.task = null;
+    this.conn.dropAhead();
+    task.retry(this);
   }
 
   override abort(): void {

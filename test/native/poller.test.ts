@@ -177,6 +177,63 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     p.remove(s.server);
   });
 
+  it('stops reading ahead once one wait has read its budget, and leaves the later asks in place', async () => {
+    // Six connections with a quarter of the budget each waiting: the first four events read
+    // (the budget is spent exactly), the last two are reported unread with their bytes still
+    // in the socket and their asks untouched, for the readers to read themselves.
+    const p = poller();
+    const ahead = p.enableReadAhead(8);
+    expect(ahead.budget).toBeGreaterThan(0);
+    const chunk = ahead.budget / 4;
+    const pairs: SocketPair[] = [];
+    const targets: Uint8Array[] = [];
+    for (let token = 0; token < 6; token++) {
+      const s = await pair();
+      pairs.push(s);
+      p.add(s.server, token);
+      targets.push(new Uint8Array(chunk));
+      p.setReadTarget(token, targets[token]!);
+    }
+    p.wait(0);
+    for (let token = 0; token < 6; token++) {
+      ask(ahead, token, chunk);
+      const bytes = Buffer.alloc(chunk, 0x61 + token);
+      let sent = 0;
+      while (sent < chunk) {
+        const r = n.write(pairs[token]!.client, bytes, sent, chunk - sent);
+        expect(r).toBeGreaterThan(0);
+        sent += r;
+      }
+    }
+    // Every server side is readable now (loopback delivers within write): one wait sees all six.
+    const count = p.wait(1000);
+    expect(count).toBe(6);
+    const read = [];
+    for (let i = 0; i < count; i++) {
+      const token = p.events[2 * i]!;
+      if (i < 4) {
+        expect(ahead.results[2 * i]).toBe(chunk);
+        expect(targets[token]!.every((b) => b === 0x61 + token)).toBe(true);
+        expect(ahead.wants[2 * token]).toBe(0);
+        read.push(token);
+      } else {
+        expect(ahead.results[2 * i]).toBe(ahead.notRead);
+        expect(ahead.wants[2 * token]).toBe(chunk);
+        expect(targets[token]!.every((b) => b === 0)).toBe(true);
+        const got = Buffer.alloc(chunk);
+        let n2 = 0;
+        while (n2 < chunk) {
+          const r = n.read(pairs[token]!.server, got, n2, chunk - n2);
+          expect(r).toBeGreaterThan(0);
+          n2 += r;
+        }
+        expect(got.every((b) => b === 0x61 + token)).toBe(true);
+      }
+    }
+    expect(read.length).toBe(4);
+    for (const s of pairs) p.remove(s.server);
+  });
+
   it('reads ahead 0 at end of stream', async () => {
     const { p, s, ahead } = await readAheadPair(2);
     p.setReadTarget(2, new Uint8Array(8));
