@@ -537,7 +537,11 @@ function openFds(): number {
 async function differential(program: Op[]): Promise<void> {
   const js = await runProgram(program, 'js');
   const native = await runProgram(program, 'native');
-  expect(native, `program ${JSON.stringify(program)}`).toEqual(js);
+  // The first lines that differ, whole (the assertion's own diff shortens long traces).
+  const at = native.findIndex((line, i) => line !== js[i]);
+  const first = at < 0 ? js.length : at;
+  const where = `first difference at line ${first}: js ${JSON.stringify(js.slice(first, first + 3))}, native ${JSON.stringify(native.slice(first, first + 3))}`;
+  expect(native, `program ${JSON.stringify(program)}; ${where}`).toEqual(js);
   expect(
     native.filter((line) => line.startsWith('PROBLEM')),
     'model check',
