@@ -446,9 +446,12 @@ export async function runProgram(program: readonly Op[], backend: BackendName): 
               if (me.sinceReader > 0 || peer.ended || peer.closed) break;
               me.reader = -1;
             }
+            const again = t.cancelled;
             t.task.cancel('fuzz');
             t.cancelled = true;
-            trace.push(`${label}:${t.task.state}`);
+            // Cancelled before, a cleanup task may still be in its asynchronous cleanup (a 1 ms
+            // sleep): whether that has ended by now is timing (seen differ under the sanitizers).
+            trace.push(`${label}:${again && t.kind === 'cleanup' ? 'again' : t.task.state}`);
             // A cancelled task holds its socket op (a read's claim) until it runs its CancelledError,
             // in the next batch: let it, so the next step on that socket does not depend on whether
             // this one suspended.
