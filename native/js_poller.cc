@@ -38,9 +38,10 @@ constexpr int32_t kNotRead = INT32_MIN;
 constexpr int32_t kMaxTokens = 1 << 24;
 // Bytes one wait() reads ahead at most; the events after that are reported unread, and their
 // readers read for themselves when they run. The bytes read ahead wait in their readers' buffers
-// until the batch has run: past about a quarter of a core's L2 cache they are evicted before
-// they are written back out, and every byte is then fetched from memory twice (measured at 100
-// connections x 16 KiB: 7.6 us of server CPU per message against 5.8 with one buffer).
+// until the batch has run, and past a fraction of a core's L2 cache they are evicted before they
+// are written back out: every byte is then fetched from memory twice. Measured at 100 connections
+// x 16 KiB (bench/echo, `coloop serve`): 8.1 us of server CPU per message reading every event
+// ahead, 6.0-6.6 with this bound; 64 B to 4 KiB messages did not move.
 constexpr size_t kReadAheadBudget = 128 * 1024;
 
 // uv_hrtime is CLOCK_MONOTONIC on Linux, and on every platform the clock libuv's loop time is read
