@@ -74,6 +74,9 @@ function serverDefs(cli, baseline) {
     { id: 'js', label: 'coloop js (pure-JS selector)', cmd: [...cli.cmd, 'serve', '--host', HOST, '--port', '0', '--backend', 'js', '--backlog', '4096'] },
     { id: 'node-pipe', label: 'node:net pipe', cmd: [node, path.join(here, 'node_echo.js'), '--host', HOST, '--port', '0', '--mode', 'pipe'] },
     { id: 'node-data', label: "node:net on('data')", cmd: [node, path.join(here, 'node_echo.js'), '--host', HOST, '--port', '0', '--mode', 'data'] },
+    // Opt-in (--servers ...,c-uring): io_uring's cost on the same echo, for the question whether
+    // coloop should have an io_uring backend. Needs liburing (Debian: liburing-dev).
+    { id: 'c-uring', label: 'C io_uring (multishot recv)', cmd: [path.join(buildDir, 'echo_uring'), '--host', HOST, '--port', '0'], uring: true },
     { id: 'asyncio', label: 'Python asyncio', cmd: [PY, path.join(here, 'python/asyncio_echo.py'), '--host', HOST, '--port', '0'], python: true },
     { id: 'uvloop', label: 'Python uvloop', cmd: [PY, path.join(here, 'python/asyncio_echo.py'), '--host', HOST, '--port', '0', '--uvloop'], python: true, uvloop: true },
   ];
@@ -255,6 +258,15 @@ function buildC() {
   }
 }
 
+/** Builds the io_uring reference server; null when built, else why it could not be. */
+function buildUring() {
+  const src = path.join(here, 'c', 'echo_uring.c');
+  const bin = path.join(buildDir, 'echo_uring');
+  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return null;
+  const r = spawnSync(process.env.CC || 'cc', ['-O2', '-Wall', '-o', bin, src, '-luring'], { encoding: 'utf8' });
+  return r.status === 0 ? null : `it did not build (liburing missing? ${String(r.stderr || r.error).split('\n')[0]})`;
+}
+
 function detectCli(choice) {
   const dist = path.join(root, 'dist', 'cli.js');
   if (choice !== 'stub' && existsSync(dist)) return { kind: 'dist', cmd: [process.execPath, dist], label: 'node dist/cli.js' };
@@ -348,6 +360,13 @@ async function main() {
     if (def.uvloop && !py.uvloop) {
       notes.push(`${def.label}: skipped, uvloop not installed for ${PY} (Debian: apt-get install python3-uvloop).`);
       continue;
+    }
+    if (def.uring) {
+      const why = buildUring();
+      if (why !== null) {
+        notes.push(`${def.label}: skipped, ${why} (Debian: apt-get install liburing-dev).`);
+        continue;
+      }
     }
     if (def.cmd.includes('serve') && !coloopBuilt()) {
       notes.push(`${def.label}: skipped, dist/ is not built (npm run build).`);

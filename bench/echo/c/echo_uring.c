@@ -1,0 +1,402 @@
+/*
+ * echo_uring: io_uring counterpart of coloop's bench/echo/c/echo_epoll.c, for measuring whether an
+ * io_uring backend costs less server CPU per message than epoll.
+ *
+ * Same CLI and behaviour as echo_epoll: single-threaded, echoes every byte back on loopback TCP
+ * (TCP_NODELAY on accepted sockets), partial sends are finished before more is sent, a connection
+ * is closed on EOF or error. Prints "listening on HOST:PORT" when ready, exits 0 on SIGTERM/SIGINT.
+ *
+ * One io_uring_submit_and_wait(ring, 1) per loop iteration; all ready CQEs are reaped in a batch.
+ * Accept is one multishot accept. Two receive strategies:
+ *
+ *   --recv single  per-connection 64 KiB buffer; one IORING_OP_RECV, then IORING_OP_SEND of what
+ *                  arrived (re-issued for the rest after a short send), then the recv is re-armed.
+ *                  Exactly echo_epoll's backpressure: nothing is read while a send is unfinished.
+ *   --recv multi   (default) one multishot recv per connection drawing from a provided buffer ring
+ *                  (--nbufs x --bufsize, default 256 x 16 KiB: a small ring stays cache-warm); each filled buffer is queued on its connection and sent
+ *                  (one send in flight per connection, so order is kept) and returned to the ring
+ *                  once fully sent. If the ring runs dry the multishot ends with -ENOBUFS and is
+ *                  re-armed once buffers have come back (a peer that does not read can hold at most
+ *                  the whole ring: that is this mode's backpressure).
+ *
+ * Ring setup flags (--setup): auto tries SINGLE_ISSUER|DEFER_TASKRUN, then
+ * COOP_TASKRUN|TASKRUN_FLAG, then none; defer|coop|none force one (fail if refused).
+ *
+ *   cc -O2 -o echo_uring echo_uring.c -luring
+ *   ./echo_uring --port 0 [--host 127.0.0.1] [--backlog 4096] [--recv multi|single] [--setup auto]
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SINGLE_BUF (64 * 1024)
+#define BGID 1
+
+enum { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3 };
+#define UD(op, fd) (((uint64_t)(op) << 32) | (uint32_t)(fd))
+
+struct conn {
+  /* single mode */
+  char *buf;
+  uint32_t off, len;
+  /* multi mode: FIFO of ring buffers to send (linked through bnext[]) */
+  int qhead, qtail;
+  uint8_t recv_armed, send_inflight, closing, starved, open;
+};
+
+static volatile sig_atomic_t stopping = 0;
+static void on_signal(int sig) { (void)sig; stopping = 1; }
+
+static struct io_uring ring;
+static struct conn *conns;
+static size_t nconns;
+static int lfd, multi = 1;
+
+/* buffer ring (multi mode) */
+static struct io_uring_buf_ring *br;
+static char *bufbase;
+static unsigned nbufs = 256, bufsize = 16384, brmask;
+static int *bnext;           /* next buffer in a connection's send queue */
+static uint32_t *blen, *boff; /* bytes in buffer, bytes of it already sent */
+static unsigned returned;    /* buffers added to the ring this batch, not yet advanced */
+static int *starved;         /* fds whose multishot ended with ENOBUFS */
+static size_t nstarved, capstarved;
+
+static void die(const char *what) {
+  perror(what);
+  exit(1);
+}
+static void die_err(const char *what, int err) {
+  fprintf(stderr, "%s: %s\n", what, strerror(err < 0 ? -err : err));
+  exit(1);
+}
+
+static struct conn *conn_for(int fd) {
+  if ((size_t)fd >= nconns) {
+    size_t n = nconns ? nconns : 1024;
+    while (n <= (size_t)fd) n *= 2;
+    struct conn *grown = realloc(conns, n * sizeof *conns);
+    if (!grown) die("realloc");
+    memset(grown + nconns, 0, (n - nconns) * sizeof *conns);
+    conns = grown;
+    nconns = n;
+  }
+  return &conns[fd];
+}
+
+static struct io_uring_sqe *sqe_get(void) {
+  struct io_uring_sqe *sqe;
+  while (!(sqe = io_uring_get_sqe(&ring))) {
+    int r = io_uring_submit(&ring);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) die_err("io_uring_submit", r);
+  }
+  return sqe;
+}
+
+static void arm_accept(void) {
+  struct io_uring_sqe *sqe = sqe_get();
+  io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, UD(OP_ACCEPT, lfd));
+}
+
+static void arm_recv(int fd, struct conn *c) {
+  struct io_uring_sqe *sqe = sqe_get();
+  if (multi) {
+    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+  } else {
+    io_uring_prep_recv(sqe, fd, c->buf, SINGLE_BUF, 0);
+  }
+  io_uring_sqe_set_data64(sqe, UD(OP_RECV, fd));
+  c->recv_armed = 1;
+}
+
+static void arm_send(int fd, const char *p, uint32_t n) {
+  struct io_uring_sqe *sqe = sqe_get();
+  io_uring_prep_send(sqe, fd, p, n, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, UD(OP_SEND, fd));
+  conns[fd].send_inflight = 1;
+}
+
+static void buf_return(int bid) {
+  io_uring_buf_ring_add(br, bufbase + (size_t)bid * bufsize, bufsize, (unsigned short)bid, brmask, (int)returned);
+  returned++;
+}
+
+/* Closes once no operation of this connection is in flight (the fd may then be reused). */
+static void maybe_close(int fd, struct conn *c) {
+  if (!c->closing || c->recv_armed || c->send_inflight || !c->open) return;
+  for (int b = c->qhead; b >= 0; b = bnext[b]) buf_return(b);
+  c->qhead = c->qtail = -1;
+  c->open = 0;
+  close(fd);
+}
+
+static void start_closing(int fd, struct conn *c) {
+  if (!c->closing) {
+    c->closing = 1;
+    /* wakes a still-armed multishot recv (it completes with 0 or an error) */
+    if (c->recv_armed) shutdown(fd, SHUT_RDWR);
+  }
+  maybe_close(fd, c);
+}
+
+static void send_head(int fd, struct conn *c) {
+  int b = c->qhead;
+  arm_send(fd, bufbase + (size_t)b * bufsize + boff[b], blen[b] - boff[b]);
+}
+
+static void on_accept(struct io_uring_cqe *cqe) {
+  if (!(cqe->flags & IORING_CQE_F_MORE) && !stopping) arm_accept();
+  if (cqe->res < 0) {
+    if (cqe->res != -EINTR && cqe->res != -ECONNABORTED && cqe->res != -EAGAIN)
+      fprintf(stderr, "accept: %s\n", strerror(-cqe->res));
+    return;
+  }
+  int fd = cqe->res;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct conn *c = conn_for(fd);
+  char *keep = c->buf;
+  memset(c, 0, sizeof *c);
+  c->qhead = c->qtail = -1;
+  c->open = 1;
+  if (!multi) {
+    c->buf = keep ? keep : malloc(SINGLE_BUF);
+    if (!c->buf) die("malloc");
+  }
+  arm_recv(fd, c);
+}
+
+static void on_recv(int fd, struct io_uring_cqe *cqe) {
+  struct conn *c = &conns[fd];
+  int res = cqe->res;
+  if (!multi) {
+    c->recv_armed = 0;
+    if (res > 0) {
+      c->off = 0;
+      c->len = (uint32_t)res;
+      arm_send(fd, c->buf, c->len);
+    } else if ((res == -EINTR || res == -EAGAIN) && !c->closing) {
+      arm_recv(fd, c);
+    } else {
+      start_closing(fd, c);
+    }
+    return;
+  }
+  int more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+  if (!more) c->recv_armed = 0;
+  if (res > 0) {
+    int b = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    if (c->closing) {
+      buf_return(b);
+    } else {
+      blen[b] = (uint32_t)res;
+      boff[b] = 0;
+      bnext[b] = -1;
+      if (c->qtail >= 0) bnext[c->qtail] = b;
+      else c->qhead = b;
+      c->qtail = b;
+      if (!c->send_inflight) send_head(fd, c);
+    }
+    if (!more && !c->closing) arm_recv(fd, c);
+  } else if (res == -ENOBUFS && !c->closing) {
+    /* ring dry: re-arm once buffers have been returned (see end of batch) */
+    if (!c->starved) {
+      if (nstarved == capstarved) {
+        capstarved = capstarved ? capstarved * 2 : 1024;
+        starved = realloc(starved, capstarved * sizeof *starved);
+        if (!starved) die("realloc");
+      }
+      starved[nstarved++] = fd;
+      c->starved = 1;
+    }
+  } else if ((res == -EINTR || res == -EAGAIN) && !more && !c->closing) {
+    arm_recv(fd, c);
+  } else if (res <= 0) {
+    /* EOF or error: like echo_epoll, whatever is still queued is dropped with the peer */
+    if (res == 0 && !more) {
+      /* EOF: finish sending what was already read, then close */
+      c->closing = 1;
+      maybe_close(fd, c);
+    } else {
+      start_closing(fd, c);
+    }
+  }
+  if (c->closing) maybe_close(fd, c);
+}
+
+static void on_send(int fd, struct io_uring_cqe *cqe) {
+  struct conn *c = &conns[fd];
+  int res = cqe->res;
+  c->send_inflight = 0;
+  if (res < 0 && res != -EINTR && res != -EAGAIN) {
+    start_closing(fd, c);
+    return;
+  }
+  uint32_t n = res > 0 ? (uint32_t)res : 0;
+  if (!multi) {
+    c->off += n;
+    if (c->off < c->len) arm_send(fd, c->buf + c->off, c->len - c->off);
+    else if (!c->closing) arm_recv(fd, c);
+    else maybe_close(fd, c);
+    return;
+  }
+  int b = c->qhead;
+  boff[b] += n;
+  if (boff[b] < blen[b]) {
+    send_head(fd, c);
+    return;
+  }
+  c->qhead = bnext[b];
+  if (c->qhead < 0) c->qtail = -1;
+  buf_return(b);
+  if (c->qhead >= 0) send_head(fd, c);
+  else maybe_close(fd, c);
+}
+
+static void setup_ring(const char *mode) {
+  struct { const char *name; unsigned flags; } tries[] = {
+    {"defer", IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN},
+    {"coop", IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG},
+    {"none", 0},
+  };
+  int r = -EINVAL;
+  for (size_t i = 0; i < sizeof tries / sizeof *tries; i++) {
+    if (strcmp(mode, "auto") && strcmp(mode, tries[i].name)) continue;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = tries[i].flags | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+    p.cq_entries = 65536;
+    r = io_uring_queue_init_params(4096, &ring, &p);
+    if (r == 0) {
+      fprintf(stderr, "echo_uring: ring setup flags: %s (0x%x), recv mode: %s\n", tries[i].name, p.flags,
+              multi ? "multi" : "single");
+      return;
+    }
+    fprintf(stderr, "echo_uring: setup %s refused: %s\n", tries[i].name, strerror(-r));
+  }
+  die_err("io_uring_queue_init_params", r);
+}
+
+static void setup_bufring(void) {
+  if (nbufs == 0 || (nbufs & (nbufs - 1)) || nbufs > 32768) {
+    fprintf(stderr, "echo_uring: --nbufs must be a power of two <= 32768\n");
+    exit(2);
+  }
+  size_t rsz = nbufs * sizeof(struct io_uring_buf);
+  br = mmap(NULL, rsz, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (br == MAP_FAILED) die("mmap");
+  io_uring_buf_ring_init(br);
+  struct io_uring_buf_reg reg;
+  memset(&reg, 0, sizeof reg);
+  reg.ring_addr = (unsigned long)br;
+  reg.ring_entries = nbufs;
+  reg.bgid = BGID;
+  int r = io_uring_register_buf_ring(&ring, &reg, 0);
+  if (r) die_err("io_uring_register_buf_ring", r);
+  bufbase = malloc((size_t)nbufs * bufsize);
+  bnext = malloc(nbufs * sizeof *bnext);
+  blen = malloc(nbufs * sizeof *blen);
+  boff = malloc(nbufs * sizeof *boff);
+  if (!bufbase || !bnext || !blen || !boff) die("malloc");
+  brmask = (unsigned)io_uring_buf_ring_mask(nbufs);
+  for (unsigned i = 0; i < nbufs; i++) buf_return((int)i);
+  io_uring_buf_ring_advance(br, returned);
+  returned = 0;
+}
+
+int main(int argc, char **argv) {
+  const char *host = "127.0.0.1", *setup = "auto";
+  int port = 0, backlog = 4096;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--port") && i + 1 < argc) port = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--host") && i + 1 < argc) host = argv[++i];
+    else if (!strcmp(argv[i], "--backlog") && i + 1 < argc) backlog = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--recv") && i + 1 < argc) multi = strcmp(argv[++i], "single") != 0;
+    else if (!strcmp(argv[i], "--setup") && i + 1 < argc) setup = argv[++i];
+    else if (!strcmp(argv[i], "--nbufs") && i + 1 < argc) nbufs = (unsigned)atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--bufsize") && i + 1 < argc) bufsize = (unsigned)atoi(argv[++i]);
+    else {
+      fprintf(stderr, "usage: %s --port P [--host H] [--backlog N] [--recv multi|single] "
+                      "[--setup auto|defer|coop|none] [--nbufs N] [--bufsize B]\n", argv[0]);
+      return 2;
+    }
+  }
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal; /* no SA_RESTART: io_uring_enter returns EINTR */
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (lfd < 0) die("socket");
+  int one = 1;
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+  if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+    fprintf(stderr, "echo_uring: not an IPv4 address: %s\n", host);
+    return 2;
+  }
+  if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0) die("bind");
+  if (listen(lfd, backlog) < 0) die("listen");
+  socklen_t alen = sizeof addr;
+  getsockname(lfd, (struct sockaddr *)&addr, &alen);
+
+  setup_ring(setup);
+  io_uring_register_ring_fd(&ring); /* optional: saves an fd lookup per enter */
+  if (multi) setup_bufring();
+  arm_accept();
+
+  char ip[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof ip);
+  printf("listening on %s:%d\n", ip, ntohs(addr.sin_port));
+  fflush(stdout);
+
+  while (!stopping) {
+    int r = io_uring_submit_and_wait(&ring, 1);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) die_err("io_uring_submit_and_wait", r);
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      seen++;
+      uint64_t ud = io_uring_cqe_get_data64(cqe);
+      int op = (int)(ud >> 32), fd = (int)(uint32_t)ud;
+      if (op == OP_ACCEPT) on_accept(cqe);
+      else if (op == OP_RECV) on_recv(fd, cqe);
+      else if (op == OP_SEND) on_send(fd, cqe);
+    }
+    io_uring_cq_advance(&ring, seen);
+    if (multi && returned) {
+      io_uring_buf_ring_advance(br, returned);
+      returned = 0;
+      size_t n = nstarved;
+      nstarved = 0;
+      for (size_t i = 0; i < n; i++) {
+        int fd = starved[i];
+        struct conn *c = &conns[fd];
+        c->starved = 0;
+        if (c->open && !c->closing && !c->recv_armed) arm_recv(fd, c);
+      }
+    }
+  }
+  io_uring_queue_exit(&ring);
+  for (size_t fd = 0; fd < nconns; fd++) free(conns[fd].buf);
+  free(conns);
+  close(lfd);
+  return 0;
+}
