@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import type { BackendName, Connection, Operation } from '../src/index.js';
+import { connect, type BackendName, type Connection, type Operation, type Server } from '../src/index.js';
 
 /**
  * Every driver test runs once per backend. The native one is not optional: if the addon failed to
@@ -56,4 +56,15 @@ export function* readAll(conn: Connection): Operation<Buffer> {
     if (chunk === null) return Buffer.concat(chunks);
     chunks.push(chunk);
   }
+}
+
+/** `count` connections to `server`: the connecting sides and the accepted ones, pair by pair. */
+export function* connectedPairs(server: Server, count: number): Operation<{ clients: Connection[]; accepted: Connection[] }> {
+  const clients: Connection[] = [];
+  const accepted: Connection[] = [];
+  for (let i = 0; i < count; i++) {
+    clients.push(yield* connect({ port: server.port }));
+    accepted.push(yield* server.accept());
+  }
+  return { clients, accepted };
 }

@@ -12,7 +12,7 @@ import {
   yieldNow,
   type Server,
 } from '../src/index.js';
-import { BACKENDS, echo, readAll, readExactly } from './helpers.js';
+import { BACKENDS, connectedPairs, echo, readAll, readExactly } from './helpers.js';
 
 const HOST = '127.0.0.1';
 
@@ -326,12 +326,7 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     const count = 24;
     const got = await go(function* () {
       const server = yield* listen({ host: HOST, port: 0 });
-      const clients = [];
-      const accepted = [];
-      for (let i = 0; i < count; i++) {
-        clients.push(yield* connect({ port: server.port }));
-        accepted.push(yield* server.accept());
-      }
+      const { clients, accepted } = yield* connectedPairs(server, count);
       const readers = [];
       for (let i = 0; i < count; i++) {
         const conn = accepted[i]!;
@@ -405,24 +400,13 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     const size = 16 * 1024;
     const got = await go(function* () {
       const server = yield* listen({ host: HOST, port: 0 });
-      const clients = [];
-      const accepted = [];
-      for (let i = 0; i < count; i++) {
-        clients.push(yield* connect({ port: server.port }));
-        accepted.push(yield* server.accept());
-      }
+      const { clients, accepted } = yield* connectedPairs(server, count);
       const readers = [];
       for (let i = 0; i < count; i++) {
         const conn = accepted[i]!;
         readers.push(yield* spawn(function* (): Operation<boolean> {
-          const buf = new Uint8Array(2 * size);
-          let n = 0;
-          while (n < size) {
-            const r = yield* conn.readInto(buf, n);
-            if (r === 0) return false;
-            n += r;
-          }
-          return n === size && buf.subarray(0, size).every((b) => b === i);
+          const bytes = yield* readExactly(conn, size);
+          return bytes.length === size && bytes.every((b) => b === i);
         }));
       }
       yield* sleep(5); // every reader parked
