@@ -5,6 +5,12 @@
 //
 //   node bench/instructions.js [--modes serve,proto] [--dist OTHER/dist ...]   (another build of the
 //   driver, e.g. `npx tsc -p tsconfig.build.json --outDir /tmp/old-dist` on an older commit)
+//   node bench/instructions.js --server [--modes serve,proto] [--dist ...]
+//
+// --server counts the server alone: `coloop serve` (or `serve --protocol`) runs under callgrind and
+// the C load client (bench/echo/build/load_epoll, 100 connections x 64 B) drives it for 3 s and
+// then 9 s; the difference of the counts over the difference of the messages is the server's
+// user-space instructions per message (~40 s per mode and build).
 //
 // Each mode runs bench/lib/echo-inproc.mjs twice (4,000 and 24,000 round trips, client and server
 // in one process) and reports the difference / 20,000: startup and warm-up cancel out. Kernel work
@@ -14,7 +20,8 @@
 // /tmp/b/dist). Identical code counted 8,753-8,775 per round trip from such copies, whatever their
 // path's length, and 8,843-8,864 from this checkout's dist/ (as "this build" or through --dist):
 // about 1% that is where the build sits, not what it does.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -50,10 +57,67 @@ function count(n, mode, dist) {
   return Number(m[1]);
 }
 
+/** The server alone under callgrind, driven by the C load client for `seconds`: [instructions, messages]. */
+async function countServer(seconds, mode, dist) {
+  const env = { ...process.env };
+  if (dist) Object.assign(env, { COLOOP_ADDON_PATH: env.COLOOP_ADDON_PATH || path.join(here, '../build/Release/coloop.node') });
+  const cli = path.join(dist ?? path.join(here, '../dist'), 'cli.js');
+  const args = ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, ...NODE_FLAGS, cli, 'serve', '--port', '0'];
+  if (mode === 'proto') args.push('--protocol');
+  const server = spawn('valgrind', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  server.stdout.on('data', (d) => (out += d));
+  server.stderr.on('data', (d) => (err += d));
+  const exited = new Promise((resolve) => server.on('exit', resolve));
+  try {
+    const port = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the server did not listen within 60 s: ${err.slice(-300)}`)), 60_000);
+      server.stdout.on('data', () => {
+        const m = /listening on [^\s]+:(\d+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+      server.on('exit', () => reject(new Error(`the server exited: ${err.slice(-300)}`)));
+    });
+    const load = spawnSync(loadClient, ['--host', '127.0.0.1', '--port', String(port), '--conns', '100', '--size', '64', '--duration', String(seconds), '--json'], { encoding: 'utf8', timeout: (seconds + 60) * 1000 });
+    if (load.status !== 0) throw new Error(`load_epoll failed: ${load.stderr}`);
+    const messages = JSON.parse(load.stdout).messages;
+    server.kill('SIGINT');
+    await exited;
+    const m = /Collected : (\d+)/.exec(err);
+    if (!m) throw new Error(`valgrind run failed (${mode}): ${err.slice(-500)}`);
+    return [Number(m[1]), messages];
+  } finally {
+    if (server.exitCode === null) server.kill('SIGKILL');
+  }
+}
+
+/** bench/echo/build/load_epoll, built as the echo suite builds it. */
+function buildLoadClient() {
+  const bin = path.join(here, 'echo/build/load_epoll');
+  if (existsSync(bin)) return bin;
+  mkdirSync(path.dirname(bin), { recursive: true });
+  const r = spawnSync(process.env.CC || 'cc', ['-O2', '-Wall', '-o', bin, path.join(here, 'echo/c/load_epoll.c')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`building load_epoll failed: ${r.stderr}`);
+  return bin;
+}
+
+const serverOnly = args.includes('--server');
+const loadClient = serverOnly ? buildLoadClient() : '';
 const LOW = 4000;
 const HIGH = 24000;
 for (const mode of modes) {
   for (const [label, dist] of builds) {
+    if (serverOnly) {
+      const [i1, m1] = await countServer(3, mode, dist);
+      const [i2, m2] = await countServer(9, mode, dist);
+      const perMessage = (i2 - i1) / (m2 - m1);
+      console.log(`${mode.padEnd(6)} ${label.padEnd(24)} ${Math.round(perMessage).toLocaleString('en')} server instructions per message (${m1.toLocaleString('en')} and ${m2.toLocaleString('en')} messages)`);
+      continue;
+    }
     const perRoundTrip = (count(HIGH, mode, dist) - count(LOW, mode, dist)) / (HIGH - LOW);
     console.log(`${mode.padEnd(6)} ${label.padEnd(24)} ${Math.round(perRoundTrip).toLocaleString('en')} instructions per round trip`);
   }
