@@ -246,13 +246,18 @@ function procMemKiB(pid) {
 // ---------------------------------------------------------------------------------------------
 // Build and detection
 
+/** When `src` or the header the reference servers share last changed. */
+function sourceTime(src) {
+  return Math.max(statSync(src).mtimeMs, statSync(path.join(here, 'c', 'echo_common.h')).mtimeMs);
+}
+
 function buildC() {
   mkdirSync(buildDir, { recursive: true });
   const cc = process.env.CC || 'cc';
   for (const name of ['echo_epoll', 'load_epoll']) {
     const src = path.join(here, 'c', `${name}.c`);
     const bin = path.join(buildDir, name);
-    if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) continue;
+    if (existsSync(bin) && statSync(bin).mtimeMs >= sourceTime(src)) continue;
     const r = spawnSync(cc, ['-O2', '-Wall', '-o', bin, src], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`building ${name} failed (${cc} -O2): ${r.stderr || r.error}`);
   }
@@ -262,7 +267,7 @@ function buildC() {
 function buildUring() {
   const src = path.join(here, 'c', 'echo_uring.c');
   const bin = path.join(buildDir, 'echo_uring');
-  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return null;
+  if (existsSync(bin) && statSync(bin).mtimeMs >= sourceTime(src)) return null;
   const r = spawnSync(process.env.CC || 'cc', ['-O2', '-Wall', '-o', bin, src, '-luring'], { encoding: 'utf8' });
   return r.status === 0 ? null : `it did not build (liburing missing? ${String(r.stderr || r.error).split('\n')[0]})`;
 }

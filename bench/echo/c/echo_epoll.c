@@ -32,30 +32,9 @@ struct conn {
   size_t off, len;
 };
 
-static volatile sig_atomic_t stopping = 0;
-static void on_signal(int sig) { (void)sig; stopping = 1; }
+#include "echo_common.h"
 
-static struct conn *conns;
-static size_t nconns;
 static int ep;
-
-static void die(const char *what) {
-  perror(what);
-  exit(1);
-}
-
-static struct conn *conn_for(int fd) {
-  if ((size_t)fd >= nconns) {
-    size_t n = nconns ? nconns : 1024;
-    while (n <= (size_t)fd) n *= 2;
-    struct conn *grown = realloc(conns, n * sizeof *conns);
-    if (!grown) die("realloc");
-    memset(grown + nconns, 0, (n - nconns) * sizeof *conns);
-    conns = grown;
-    nconns = n;
-  }
-  return &conns[fd];
-}
 
 static void close_conn(int fd) {
   struct conn *c = conn_for(fd);
@@ -160,36 +139,15 @@ int main(int argc, char **argv) {
     }
   }
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait returns EINTR */
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
-
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (lfd < 0) die("socket");
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
-  if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
-    fprintf(stderr, "echo_epoll: not an IPv4 address: %s\n", host);
-    return 2;
-  }
-  if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0) die("bind");
-  if (listen(lfd, backlog) < 0) die("listen");
-  socklen_t alen = sizeof addr;
-  getsockname(lfd, (struct sockaddr *)&addr, &alen);
+  install_signals();
+  int lfd = listen_tcp("echo_epoll", host, port, backlog, SOCK_NONBLOCK);
 
   ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) die("epoll_create1");
   struct epoll_event lev = {.events = EPOLLIN, .data.fd = lfd};
   if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev) < 0) die("epoll_ctl listen");
 
-  char ip[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof ip);
-  printf("listening on %s:%d\n", ip, ntohs(addr.sin_port));
-  fflush(stdout);
+  print_listening(lfd);
 
   static char buf[BUF_SIZE];
   struct epoll_event events[MAX_EVENTS];

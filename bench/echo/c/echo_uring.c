@@ -55,12 +55,10 @@ struct conn {
   uint8_t recv_armed, send_inflight, closing, starved, open;
 };
 
-static volatile sig_atomic_t stopping = 0;
-static void on_signal(int sig) { (void)sig; stopping = 1; }
+
+#include "echo_common.h"
 
 static struct io_uring ring;
-static struct conn *conns;
-static size_t nconns;
 static int lfd, multi = 1;
 
 /* buffer ring (multi mode) */
@@ -73,26 +71,9 @@ static unsigned returned;    /* buffers added to the ring this batch, not yet ad
 static int *starved;         /* fds whose multishot ended with ENOBUFS */
 static size_t nstarved, capstarved;
 
-static void die(const char *what) {
-  perror(what);
-  exit(1);
-}
 static void die_err(const char *what, int err) {
   fprintf(stderr, "%s: %s\n", what, strerror(err < 0 ? -err : err));
   exit(1);
-}
-
-static struct conn *conn_for(int fd) {
-  if ((size_t)fd >= nconns) {
-    size_t n = nconns ? nconns : 1024;
-    while (n <= (size_t)fd) n *= 2;
-    struct conn *grown = realloc(conns, n * sizeof *conns);
-    if (!grown) die("realloc");
-    memset(grown + nconns, 0, (n - nconns) * sizeof *conns);
-    conns = grown;
-    nconns = n;
-  }
-  return &conns[fd];
 }
 
 static struct io_uring_sqe *sqe_get(void) {
@@ -336,36 +317,15 @@ int main(int argc, char **argv) {
     }
   }
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal; /* no SA_RESTART: io_uring_enter returns EINTR */
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
-
-  lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (lfd < 0) die("socket");
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
-  if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
-    fprintf(stderr, "echo_uring: not an IPv4 address: %s\n", host);
-    return 2;
-  }
-  if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0) die("bind");
-  if (listen(lfd, backlog) < 0) die("listen");
-  socklen_t alen = sizeof addr;
-  getsockname(lfd, (struct sockaddr *)&addr, &alen);
+  install_signals();
+  lfd = listen_tcp("echo_uring", host, port, backlog, 0);
 
   setup_ring(setup);
   io_uring_register_ring_fd(&ring); /* optional: saves an fd lookup per enter */
   if (multi) setup_bufring();
   arm_accept();
 
-  char ip[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof ip);
-  printf("listening on %s:%d\n", ip, ntohs(addr.sin_port));
-  fflush(stdout);
+  print_listening(lfd);
 
   while (!stopping) {
     int r = io_uring_submit_and_wait(&ring, 1);
