@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { connect, type BackendName, type Connection, type Operation, type Server } from '../src/index.js';
+import { connect, listen, sleep, spawn, type BackendName, type Connection, type Operation } from '../src/index.js';
 
 /**
  * Every driver test runs once per backend. The native one is not optional: if the addon failed to
@@ -58,13 +58,29 @@ export function* readAll(conn: Connection): Operation<Buffer> {
   }
 }
 
-/** `count` connections to `server`: the connecting sides and the accepted ones, pair by pair. */
-export function* connectedPairs(server: Server, count: number): Operation<{ clients: Connection[]; accepted: Connection[] }> {
+/**
+ * `count` connections, a reader task parked on the accepted side of each (`read(conn, i)`), then
+ * `send(i)` written from each client at once: the readers' results, in order. Everything is closed.
+ */
+export function* parkedReaders<T>(
+  count: number,
+  read: (conn: Connection, i: number) => Operation<T>,
+  send: (i: number) => Uint8Array | string,
+): Operation<T[]> {
+  const server = yield* listen({ host: '127.0.0.1', port: 0 });
   const clients: Connection[] = [];
   const accepted: Connection[] = [];
   for (let i = 0; i < count; i++) {
     clients.push(yield* connect({ port: server.port }));
     accepted.push(yield* server.accept());
   }
-  return { clients, accepted };
+  const readers = [];
+  for (let i = 0; i < count; i++) readers.push(yield* spawn(() => read(accepted[i]!, i)));
+  yield* sleep(5); // every reader parked
+  for (let i = 0; i < count; i++) yield* clients[i]!.write(send(i));
+  const results: T[] = [];
+  for (const reader of readers) results.push(yield* reader);
+  for (const conn of [...clients, ...accepted]) conn.close();
+  server.close();
+  return results;
 }

@@ -12,7 +12,7 @@ import {
   yieldNow,
   type Server,
 } from '../src/index.js';
-import { BACKENDS, connectedPairs, echo, readAll, readExactly } from './helpers.js';
+import { BACKENDS, echo, parkedReaders, readAll, readExactly } from './helpers.js';
 
 const HOST = '127.0.0.1';
 
@@ -324,27 +324,18 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     // Native: one poll reads ahead for every parked reader before any of them runs. read() must
     // not share its scratch buffer across them, and readInto must land in each one's buffer.
     const count = 24;
-    const got = await go(function* () {
-      const server = yield* listen({ host: HOST, port: 0 });
-      const { clients, accepted } = yield* connectedPairs(server, count);
-      const readers = [];
-      for (let i = 0; i < count; i++) {
-        const conn = accepted[i]!;
-        readers.push(yield* spawn(function* (): Operation<string> {
+    const got = await go(() =>
+      parkedReaders(
+        count,
+        function* (conn, i): Operation<string> {
           if (i % 2 === 0) return Buffer.from((yield* conn.read())!).toString();
           const buf = new Uint8Array(64).fill(0x2e);
           const n = yield* conn.readInto(buf, 3, 40);
           return Buffer.from(buf.subarray(0, 3 + n + 1)).toString();
-        }));
-      }
-      yield* sleep(5); // every reader parked
-      for (let i = 0; i < count; i++) yield* clients[i]!.write(`message ${i}`);
-      const replies = [];
-      for (const reader of readers) replies.push(yield* reader);
-      for (const conn of [...clients, ...accepted]) conn.close();
-      server.close();
-      return replies;
-    });
+        },
+        (i) => `message ${i}`,
+      ),
+    );
     expect(got).toEqual(Array.from({ length: count }, (_, i) => (i % 2 === 0 ? `message ${i}` : `...message ${i}.`)));
   });
 
@@ -398,25 +389,16 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     // themselves when they run. 24 x 16 KiB is three times the budget.
     const count = 24;
     const size = 16 * 1024;
-    const got = await go(function* () {
-      const server = yield* listen({ host: HOST, port: 0 });
-      const { clients, accepted } = yield* connectedPairs(server, count);
-      const readers = [];
-      for (let i = 0; i < count; i++) {
-        const conn = accepted[i]!;
-        readers.push(yield* spawn(function* (): Operation<boolean> {
+    const got = await go(() =>
+      parkedReaders(
+        count,
+        function* (conn, i): Operation<boolean> {
           const bytes = yield* readExactly(conn, size);
           return bytes.length === size && bytes.every((b) => b === i);
-        }));
-      }
-      yield* sleep(5); // every reader parked
-      for (let i = 0; i < count; i++) yield* clients[i]!.write(new Uint8Array(size).fill(i));
-      const ok = [];
-      for (const reader of readers) ok.push(yield* reader);
-      for (const conn of [...clients, ...accepted]) conn.close();
-      server.close();
-      return ok;
-    });
+        },
+        (i) => new Uint8Array(size).fill(i),
+      ),
+    );
     expect(got).toEqual(Array.from({ length: count }, () => true));
   });
 
