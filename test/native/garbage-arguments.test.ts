@@ -143,6 +143,16 @@ describe.each(addons)('garbage arguments (%s)', (_name, n: NativeBinding) => {
         if (result === 0) owned.delete(list[0] as number);
       }],
       ['socketError', () => Reflect.apply(n.socketError, null, args(fdValue))],
+      ['bindBuffer', () => Reflect.apply(n.bindBuffer, null, args(fdValue, anyValue, anyValue))],
+      // JS may write anything into ioArgs: the bound calls must not trust it. The fd slot gets
+      // only numbers the fuzz may touch (its own sockets, closed fds, garbage).
+      ['ioArgs', () => {
+        const slot = Math.floor(random() * 4);
+        const fd = fdValue();
+        n.ioArgs[slot] = slot === 0 && typeof fd === 'number' ? fd : random() < 0.5 ? (pick(numbers) as number) : Math.floor(random() * 2 ** 32) - 2 ** 31;
+      }],
+      ['readBound', () => Reflect.apply(n.readBound, null, args(anyValue))],
+      ['writeBound', () => Reflect.apply(n.writeBound, null, args(anyValue))],
       ['localAddress', () => Reflect.apply(n.localAddress, null, args(fdValue))],
       ['remoteAddress', () => Reflect.apply(n.remoteAddress, null, args(fdValue))],
     ];
