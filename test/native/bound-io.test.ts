@@ -143,6 +143,28 @@ describe.each(addons)('bound reads and writes (%s)', (_name, n: NativeBinding) =
     }
   });
 
+  it('keeps a buffer bound by several fds for the others when one of them closes', async () => {
+    const a = await socketPair(n);
+    const b = await socketPair(n);
+    try {
+      const shared = new Uint8Array(8);
+      shared.set(Buffer.from('shared!!'));
+      n.bindBuffer(a.client, WRITE, shared);
+      n.bindBuffer(b.client, WRITE, shared);
+      n.bindBuffer(a.server, READ, shared.subarray(0, 4));
+      n.close(a.server);
+      n.close(a.client);
+      expect(bound(n, WRITE, b.client, 0, 8)).toBe(8);
+      const into = new Uint8Array(8);
+      n.bindBuffer(b.server, READ, into);
+      expect(await readSome(n, b.server, 0, 8)).toBe(8);
+      expect(Buffer.from(into).toString()).toBe('shared!!');
+    } finally {
+      n.close(a.listener);
+      b.close();
+    }
+  });
+
   it('fails cleanly, without touching freed memory, when the bound buffer is detached', async () => {
     const s = await socketPair(n);
     try {
