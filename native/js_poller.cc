@@ -43,6 +43,8 @@ constexpr int32_t kMaxTokens = 1 << 24;
 // x 16 KiB (bench/echo, `coloop serve`): 8.1 us of server CPU per message reading every event
 // ahead, 6.0-6.6 with this bound; 64 B to 4 KiB messages did not move.
 constexpr size_t kReadAheadBudget = 128 * 1024;
+// The largest budget enableReadAhead accepts.
+constexpr int32_t kMaxReadAheadBudget = 64 * 1024 * 1024;
 
 // uv_hrtime is CLOCK_MONOTONIC on Linux, and on every platform the clock libuv's loop time is read
 // from (on Linux through CLOCK_MONOTONIC_COARSE, so loop time may trail it by a tick).
@@ -136,6 +138,7 @@ class JsPoller : public Napi::ObjectWrap<JsPoller> {
   bool timer_armed_ = false;
   double armed_deadline_ = 0;
   bool held_ = false;  // whether this object holds a strong reference to its JS object
+  size_t read_ahead_budget_ = kReadAheadBudget;  // bytes one wait() reads ahead at most
 };
 
 int32_t JsPoller::CheckedCapacity(const Napi::CallbackInfo& info) {
@@ -364,11 +367,11 @@ Napi::Value JsPoller::Close(const Napi::CallbackInfo& info) {
 // own, and no copy. An ask is used up by the read; JS renews it each time a reader parks. The
 // target is checked at every read (it may have been detached or shrunk since it was set): when it
 // no longer holds the bytes asked for, the event is reported unread and the reader reads for
-// itself, as without read-ahead. Once one call has read kReadAheadBudget bytes, the rest of its
-// events are reported unread too.
+// itself, as without read-ahead. Once one call has read its budget (enableReadAhead; 128 KiB unless
+// set), the rest of its events are reported unread too.
 void JsPoller::ReadAhead(int count) {
   napi_env env = Env();
-  size_t budget = kReadAheadBudget;
+  size_t budget = read_ahead_budget_;
   for (int i = 0; i < count; ++i) {
     int32_t* result = results_ + 2 * i;
     result[0] = kNotRead;
@@ -422,6 +425,8 @@ void JsPoller::ForgetReadTarget(size_t token) {
 Napi::Value JsPoller::EnableReadAhead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int32_t tokens = ArgInt32(info, 0, "tokens", 1, kMaxTokens);
+  int32_t budget = info[1].IsUndefined() ? static_cast<int32_t>(read_ahead_budget_)
+                                         : ArgInt32(info, 1, "budget", 1, kMaxReadAheadBudget);
   CheckOpen(env);
   CheckArraysAttached(env);
   if (results_ == nullptr) {
@@ -441,12 +446,13 @@ Napi::Value JsPoller::EnableReadAhead(const Napi::CallbackInfo& info) {
     wants_ = slots;
     want_tokens_ = count;
   }
+  read_ahead_budget_ = static_cast<size_t>(budget);
   Napi::Object out = Napi::Object::New(env);
   Napi::ArrayBuffer results = results_buffer_.Value();
   out.Set("wants", Napi::Int32Array::New(env, want_tokens_ * 2, wants_buffer_.Value(), 0));
   out.Set("results", Napi::Int32Array::New(env, results.ByteLength() / sizeof(int32_t), results, 0));
   out.Set("notRead", Napi::Number::New(env, kNotRead));
-  out.Set("budget", Napi::Number::New(env, static_cast<double>(kReadAheadBudget)));
+  out.Set("budget", Napi::Number::New(env, static_cast<double>(read_ahead_budget_)));
   return out;
 }
 

@@ -73,11 +73,12 @@ export interface NativePoller {
    * every readable token whose ask `wants[2 * token]` is > 0, up to that many bytes into the
    * token's read target at offset `wants[2 * token + 1]`. `tokens` (1 ..= 2^24): the wants array
    * covers at least tokens 0 .. tokens - 1. A larger one replaces the old (asks copied over);
-   * `results` stays the same. `notRead` is the result of an event nothing was read for. `budget`:
-   * the bytes one wait reads ahead at most; once they are read, its later events are reported
-   * unread, and their asks stay in place.
+   * `results` stays the same. `notRead` is the result of an event nothing was read for. `budget`
+   * (1 ..= 64 MiB; 128 KiB until set, kept when omitted): the bytes one wait reads ahead at most;
+   * once they are read, its later events are reported unread, and their asks stay in place. The
+   * returned `budget` is the one in force.
    */
-  enableReadAhead(tokens: number): { wants: Int32Array; results: Int32Array; notRead: number; budget: number };
+  enableReadAhead(tokens: number, budget?: number): { wants: Int32Array; results: Int32Array; notRead: number; budget: number };
   /**
    * The Uint8Array reads ahead for `token` go into, held until another is set or the token's fd
    * is removed. Each read checks that the buffer still holds offset + ask bytes (it may have been

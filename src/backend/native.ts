@@ -5,6 +5,12 @@ import { BackendTimers } from '../timers.js';
 import { NOT_READ, type Backend, type ReadAhead, type SocketApi } from './backend.js';
 
 /**
+ * Bytes one poll reads ahead at most (see ReadAhead). Readers past it read when their task runs,
+ * just before it writes the bytes on, while they are still in the cache.
+ */
+const READ_AHEAD_BUDGET = 128 * 1024;
+
+/**
  * The native backend: epoll (Linux) or kqueue (macOS/BSD) for readiness.
  *
  * Timers live in the JS heap (src/timers.ts), and the poller's C++ heap holds just one timer: the
@@ -31,7 +37,7 @@ export class NativeBackend implements Backend {
     this.poller = new binding.Poller(onWake);
     this.sockets = binding;
     this.events = this.poller.events;
-    const arrays = this.poller.enableReadAhead(1);
+    const arrays = this.poller.enableReadAhead(1, READ_AHEAD_BUDGET);
     if (arrays.notRead !== NOT_READ) throw new Error(`coloop: the addon's read-ahead marker is ${arrays.notRead}, not ${NOT_READ}: rebuild it`);
     const poller = this.poller;
     this.readAhead = {

@@ -177,13 +177,18 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     p.remove(s.server);
   });
 
-  it('stops reading ahead once one wait has read its budget, and leaves the later asks in place', async () => {
+  it.each([['the default', undefined], ['a budget of 8 KiB', 8192]] as const)('stops reading ahead once one wait has read its budget (%s), and leaves the later asks in place', async (_what, budget) => {
     // Six connections with a quarter of the budget each waiting: the first four events read
     // (the budget is spent exactly), the last two are reported unread with their bytes still
     // in the socket and their asks untouched, for the readers to read themselves.
     const p = poller();
-    const ahead = p.enableReadAhead(8);
-    expect(ahead.budget).toBeGreaterThan(0);
+    const ahead = p.enableReadAhead(8, budget);
+    expect(ahead.budget).toBe(budget ?? 128 * 1024);
+    // Asking for more tokens later keeps the budget; a budget out of range is refused.
+    expect(p.enableReadAhead(16).budget).toBe(ahead.budget);
+    expect(() => p.enableReadAhead(8, 0)).toThrow(RangeError);
+    expect(() => p.enableReadAhead(8, 64 * 1024 * 1024 + 1)).toThrow(RangeError);
+    expect(() => p.enableReadAhead(8, 1.5)).toThrow(RangeError);
     const chunk = ahead.budget / 4;
     const pairs: SocketPair[] = [];
     const targets: Uint8Array[] = [];
