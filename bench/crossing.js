@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // Cost of one JS → native socket call: read() on an idle socket (EAGAIN) and a 64 B write+read
-// pair on a loopback connection, plain and bound (bindBuffer + ioArgs), in ns per call (median of
-// 5 rounds of 300,000).
+// pair on a loopback connection, in ns per call (median of 5 rounds of 300,000).
 //
 //   node bench/crossing.js                          this build (build/Release)
 //   node bench/crossing.js --baseline OLD.node      and another build of the addon, rounds alternated
@@ -33,41 +32,20 @@ function time(m, f) {
   for (let k = 0; k < N; k++) f(m);
   return Number(process.hrtime.bigint() - t) / N;
 }
-// The bound calls (native/js_bound_io.cc): the same system calls, buffers bound once, arguments
-// and result through ioArgs. Timed for the builds that have them.
-const hasBound = (m) => typeof m.bindBuffer === 'function';
-for (const [, m] of builds) {
-  if (!hasBound(m)) continue;
-  m.bindBuffer(sfd, 0, buf);
-  m.bindBuffer(cfd, 1, msg);
-}
-function bound(m, call, fd, length) {
-  const a = m.ioArgs;
-  a[0] = fd;
-  a[1] = 0;
-  a[2] = length;
-  call();
-  return a[3];
-}
 const cases = {
   'read (EAGAIN)': (m) => m.read(sfd, buf, 0, buf.length),
   'write 64 B + read': (m) => { m.write(cfd, msg, 0, 64); m.read(sfd, buf, 0, buf.length); },
-  'bound read (EAGAIN)': (m) => bound(m, m.readBound, sfd, buf.length),
-  'bound write + read': (m) => { bound(m, m.writeBound, cfd, 64); bound(m, m.readBound, sfd, buf.length); },
 };
 const results = {};
 for (let round = 0; round < 5; round++) {
   for (const [name, f] of Object.entries(cases)) {
-    for (const [label, m] of round % 2 ? [...builds].reverse() : builds) {
-      if (name.startsWith('bound') && !hasBound(m)) continue;
-      ((results[name] ??= {})[label] ??= []).push(time(m, f));
-    }
+    for (const [label, m] of round % 2 ? [...builds].reverse() : builds) ((results[name] ??= {})[label] ??= []).push(time(m, f));
   }
 }
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 for (const [name, byBuild] of Object.entries(results)) {
   const cells = Object.entries(byBuild).map(([label, t]) => `${label} ${median(t).toFixed(0)} ns`);
-  const ratio = byBuild.baseline && byBuild['this build'] ? `  (this/baseline ${(median(byBuild['this build']) / median(byBuild.baseline)).toFixed(3)})` : '';
+  const ratio = builds.length > 1 ? `  (this/baseline ${(median(byBuild['this build']) / median(byBuild.baseline)).toFixed(3)})` : '';
   console.log(`${name.padEnd(18)} ${cells.join('  ')}${ratio}`);
 }
 for (const fd of [sfd, cfd, lfd]) api.close(fd);

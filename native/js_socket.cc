@@ -123,8 +123,6 @@ Napi::Value Shutdown(const Napi::CallbackInfo& info) {
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
-  // The fd number is free for reuse from here: whatever was bound to it is let go.
-  ReleaseBound(info.Data(), fd);
   return HotPathResult(info.Env(), CloseSocket(fd), "close");
 }
 
@@ -329,7 +327,7 @@ void ExportSocketFunctions(Napi::Env env, Napi::Object exports) {
   SetFunction(env, exports, "write", FastWrite);
   SetFunction(env, exports, "writev", FastWriteVector);
   exports.Set("shutdown", Napi::Function::New<Shutdown>(env, "shutdown"));
-  exports.Set("close", Napi::Function::New(env, Close, "close", ExportBoundIo(env, exports)));
+  exports.Set("close", Napi::Function::New<Close>(env, "close"));
   exports.Set("socketError", Napi::Function::New<GetSocketError>(env, "socketError"));
   exports.Set("localAddress", Napi::Function::New<GetLocalAddress>(env, "localAddress"));
   exports.Set("remoteAddress", Napi::Function::New<GetRemoteAddress>(env, "remoteAddress"));

@@ -43,20 +43,6 @@ export interface SocketApi {
   socketError(fd: number): number;
   localAddress(fd: number): SocketAddress;
   remoteAddress(fd: number): SocketAddress;
-
-  /**
-   * Bound calls: `read` and `write` for a buffer named once. `bindBuffer(fd, side, buf)` binds the
-   * Uint8Array reads on `fd` go into (side 0) or writes come from (side 1), held until another is
-   * bound or `close(fd)`. Then set `ioArgs` [0] fd, [1] offset in the buffer, [2] length, and call
-   * `readBound()` or `writeBound()`: the result, as `read`/`write` would return it, is in
-   * `ioArgs[3]`. Natively this skips the argument handling that is most of a call's price (see
-   * native/js_bound_io.cc). A range outside the bound buffer is a RangeError; an fd with nothing
-   * bound, ERR_INVALID_STATE. Not for views of a SharedArrayBuffer (TypeError).
-   */
-  readonly ioArgs: Int32Array;
-  bindBuffer(fd: number, side: 0 | 1, buf: Uint8Array): void;
-  readBound(): void;
-  writeBound(): void;
 }
 
 /**

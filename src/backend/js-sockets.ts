@@ -306,9 +306,6 @@ export class JsSockets implements SocketApi {
   private pendingTail = 0;
   private immediate: NodeJS.Immediate | null = null;
   private closed = false;
-  readonly ioArgs = new Int32Array(4);
-  /** Bound buffers (bindBuffer), [2 * fd + side]. */
-  private readonly bound: (Uint8Array | undefined)[] = [];
 
   /** `wake` is called from Node's loop (setImmediate) when `collect` has something to report. */
   constructor(private readonly wake: () => void) {}
@@ -450,35 +447,6 @@ export class JsSockets implements SocketApi {
     return take;
   }
 
-  bindBuffer(fd: number, side: 0 | 1, buf: Uint8Array): void {
-    this.lookup(fd, 'bindBuffer');
-    checkInt(side, 'side', 0, 1);
-    if (!(buf instanceof Uint8Array) || !(buf.buffer instanceof ArrayBuffer)) {
-      throw argTypeError('buffer', 'Uint8Array over an ArrayBuffer (not shared)');
-    }
-    this.bound[2 * fd + side] = buf;
-  }
-
-  readBound(): void {
-    const a = this.ioArgs;
-    a[3] = this.read(a[0]!, this.boundTo(a[0]!, 0), a[1]!, a[2]!);
-  }
-
-  writeBound(): void {
-    const a = this.ioArgs;
-    a[3] = this.write(a[0]!, this.boundTo(a[0]!, 1), a[1]!, a[2]!);
-  }
-
-  private boundTo(fd: number, side: 0 | 1): Uint8Array {
-    const buf = fd >= 0 ? this.bound[2 * fd + side] : undefined;
-    if (buf === undefined) {
-      const err = new Error(`${side === 0 ? 'readBound' : 'writeBound'}(): no buffer is bound for ${side === 0 ? 'reading' : 'writing'} on this fd`) as Error & { code: string };
-      err.code = 'ERR_INVALID_STATE';
-      throw err;
-    }
-    return buf;
-  }
-
   /** One write per buffer, stopping at the first that is not taken whole (as a short sendmsg). */
   writev(fd: number, buffers: readonly Uint8Array[], offset: number): number {
     if (!Array.isArray(buffers)) throw argTypeError('buffers', 'an Array of Uint8Array');
@@ -519,7 +487,6 @@ export class JsSockets implements SocketApi {
   close(fd: number): number {
     const e = this.lookup(fd, 'close');
     this.table[fd] = undefined;
-    this.bound[2 * fd] = this.bound[2 * fd + 1] = undefined;
     this.freeFds.push(fd);
     e.closed = true;
     e.token = -1;

@@ -6,7 +6,6 @@ import { ERROR, HANGUP, READABLE, WRITABLE } from '../native.js';
 import type { Operation } from '../operation.js';
 import { done } from '../operation.js';
 import { announcePark, NEXT, runningTask, THROW, type Task } from '../task.js';
-import { DescriptorIo } from './bound-io.js';
 import { EAGAIN } from './errno.js';
 import { ReusableOp } from './reusable-op.js';
 
@@ -33,7 +32,6 @@ export class Connection implements IoHandler {
   private readonly token: number;
   private readonly reader = new ReadOp(this);
   private readonly writer = new WriteOp(this);
-  private readonly io: DescriptorIo;
   /** Only a connecting socket has one: an accepted connection never waits for a handshake. */
   private connector: ConnectOp | null = null;
   /** The backend's reads for parked readers (native), or null. */
@@ -54,7 +52,6 @@ export class Connection implements IoHandler {
   ) {
     this.writable = !connecting;
     this.ahead = loop.backend.readAhead;
-    this.io = new DescriptorIo(sockets, fd);
     try {
       this.token = loop.register(fd, this);
     } catch (err) {
@@ -122,7 +119,6 @@ export class Connection implements IoHandler {
     this.closed = true;
     this.loop.unregister(this.fd, this.token);
     this.sockets.close(this.fd);
-    this.io.closed();
     const err = closedError;
     this.reader.fail(err);
     this.writer.fail(err);
@@ -171,7 +167,7 @@ export class Connection implements IoHandler {
   tryRead(buf: Uint8Array, offset: number, length: number): number {
     if (this.stashed !== null) return this.unstash(buf, offset, length);
     if (!this.readable) return EAGAIN;
-    const n = this.io.read(buf, offset, length);
+    const n = this.sockets.read(this.fd, buf, offset, length);
     this.noteRead(n, length);
     return n;
   }
@@ -228,7 +224,7 @@ export class Connection implements IoHandler {
   /** @internal One write attempt: bytes taken, or EAGAIN. */
   tryWrite(buf: Uint8Array, offset: number, length: number): number {
     if (!this.writable) return EAGAIN;
-    const n = this.io.write(buf, offset, length);
+    const n = this.sockets.write(this.fd, buf, offset, length);
     if (n === EAGAIN || (n >= 0 && n < length)) this.writable = false;
     return n;
   }

@@ -7,7 +7,6 @@ import { spawn } from '../primitives.js';
 import type { Runnable } from '../run-queue.js';
 import { NEXT, type Task } from '../task.js';
 import { peerOf } from './connection.js';
-import { DescriptorIo } from './bound-io.js';
 import { EAGAIN } from './errno.js';
 import { listen, type ListenOptions, type Server } from './server.js';
 
@@ -74,7 +73,6 @@ export class Transport implements IoHandler, Runnable {
   private headOffset = 0;
   private pendingBytes = 0;
   private readonly lowWaterMark: number;
-  private readonly io: DescriptorIo;
 
   /** @internal */
   constructor(
@@ -86,7 +84,6 @@ export class Transport implements IoHandler, Runnable {
     private readonly highWaterMark: number,
   ) {
     this.lowWaterMark = highWaterMark >> 2;
-    this.io = new DescriptorIo(sockets, fd);
     const peer = peerOf(sockets, fd);
     this.remoteAddress = peer.address;
     this.remotePort = peer.port;
@@ -117,7 +114,7 @@ export class Transport implements IoHandler, Runnable {
     if (end === offset) return;
     if (this.pendingBytes === 0 && this.writable) {
       while (offset < end) {
-        const n = this.io.write(bytes, offset, end - offset);
+        const n = this.sockets.write(this.fd, bytes, offset, end - offset);
         if (n === EAGAIN) {
           this.writable = false;
           break;
@@ -210,7 +207,7 @@ export class Transport implements IoHandler, Runnable {
     } else {
       buf = readBuffer;
     }
-    const n = this.io.read(buf, 0, buf.length);
+    const n = this.sockets.read(this.fd, buf, 0, buf.length);
     if (n === EAGAIN) {
       this.readable = false;
       return;
@@ -292,7 +289,6 @@ export class Transport implements IoHandler, Runnable {
     this.pendingBytes = 0;
     this.loop.unregister(this.fd, this.token);
     this.sockets.close(this.fd);
-    this.io.closed();
     this.owner.transportClosed(this);
     this.call('connectionLost', err);
   }

@@ -217,41 +217,6 @@ describe('js backend sockets', () => {
     expect((await h.readBytes(client, 1, 4)).toString()).toBe('back');
   });
 
-  it('bound reads and writes (bindBuffer, ioArgs): the native contract, with its refusals', async () => {
-    const h = fresh();
-    const { client, server } = await h.pair();
-    const args = h.s.ioArgs;
-    const call = (side: 0 | 1, fd: number, offset: number, length: number): number => {
-      args[0] = fd;
-      args[1] = offset;
-      args[2] = length;
-      if (side === 0) h.s.readBound();
-      else h.s.writeBound();
-      return args[3]!;
-    };
-    const source = new Uint8Array(32).fill(0xee).subarray(8, 24);
-    source.set(Buffer.from('..hello, bound..'));
-    h.s.bindBuffer(client, 1, source);
-    expect(call(1, client, 2, 12)).toBe(12);
-    const backing = new Uint8Array(40).fill(0xaa);
-    const target = backing.subarray(8, 32);
-    h.s.bindBuffer(server, 0, target);
-    expect(call(0, server, 0, 24)).toBe(-EAGAIN);
-    await h.waitFor(2, READABLE);
-    expect(call(0, server, 4, 20)).toBe(12);
-    expect(Buffer.from(target.subarray(4, 16)).toString()).toBe('hello, bound');
-    expect([...backing.subarray(0, 12), ...backing.subarray(24)].every((b) => b === 0xaa)).toBe(true);
-
-    expect(() => call(0, server, 20, 5)).toThrow(RangeError);
-    expect(() => call(1, server, 0, 1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
-    expect(() => h.s.bindBuffer(server, 0, new Uint8Array(new SharedArrayBuffer(4)))).toThrow(TypeError);
-    expect(() => h.s.bindBuffer(server, 2 as 0, new Uint8Array(4))).toThrow(RangeError);
-    h.close(server);
-    expect(() => h.s.bindBuffer(server, 0, new Uint8Array(4))).toThrow(expect.objectContaining({ code: 'EBADF' }));
-    // Closing let the binding go: a descriptor given the same number starts with nothing bound.
-    expect(() => call(0, server, 0, 1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }));
-  });
-
   it('returns -EAGAIN from read when nothing is buffered, then reports READABLE when data arrives', async () => {
     const h = fresh();
     const { client, server } = await h.pair();
