@@ -140,3 +140,38 @@ describe('bench/echo/suite.js --smoke', () => {
     expect(svg).not.toMatch(/NaN|undefined/);
   });
 });
+
+describe('bench/echo/report.js goals', () => {
+  it('judges a goal on the median fraction and shows the lowest and highest round beside it', async () => {
+    const { summarize } = (await import(path.join(root, 'bench/echo/report.js'))) as {
+      summarize: (results: unknown) => { goals: Array<{ goal: string; measured: Record<string, { value: number; text: string; pass: boolean } | null> }> };
+    };
+    const run = (server: string, round: number, msgsPerSec: number, error?: string) => ({
+      server,
+      scenario: 'c100-64',
+      round,
+      ...(error
+        ? { error }
+        : {
+            result: { messages: msgsPerSec * 5, msgsPerSec, duration: 5, mbPerSec: 1, clientCpuSec: 1, latencyUs: { p50: 100, p99: 200, p999: 300 } },
+            serverCpuSec: 1,
+          }),
+    });
+    const results = {
+      scenarios: [{ id: 'c100-64' }],
+      servers: [{ id: 'c' }, { id: 'native' }],
+      runs: [
+        run('c', 0, 100_000), run('native', 0, 90_000),
+        run('c', 1, 200_000), run('native', 1, 198_000), // a fast round for both: paired, 0.99
+        run('c', 2, 100_000), run('native', 2, 95_000),
+        run('c', 3, 100_000), run('native', 3, 0, 'server crashed'), // a failed round counts nowhere
+      ],
+    };
+    const goal = summarize(results).goals.find((g) => g.goal.includes('100 × 64 B') && !g.goal.includes('in flight'))!;
+    const native = goal.measured.native!;
+    // The median over medians: native 95k over C 100k.
+    expect(native.value).toBeCloseTo(0.95, 5);
+    expect(native.pass).toBe(true);
+    expect(native.text).toContain('rounds 0.90–0.99');
+  });
+});

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Summaries, the Markdown table and the SVG chart for bench/echo/suite.js results. No dependencies.
 //   node bench/echo/report.js bench/results/<date>.json [--out DIR]   re-renders latest.md/svg
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -81,15 +81,36 @@ function goals(results, s) {
     return out.join('; ');
   };
   const has = (sc, sv) => s[sc]?.[sv]?.msgsPerSec.median != null;
+  // The server's throughput over the C reference's in each round where both ran: paired within a
+  // round, so a slow spell of the machine moves both. Their spread says how firm a verdict is.
+  const roundRatios = (sc, sv) => {
+    const rates = (id) =>
+      new Map(results.runs.filter((r) => r.scenario === sc && r.server === id && !r.error && r.result?.messages > 0).map((r) => [r.round, r.result.msgsPerSec]));
+    const c = rates('c');
+    return [...rates(sv)].filter(([round]) => c.get(round) > 0).map(([round, v]) => v / c.get(round));
+  };
   const list = [];
   const frac = (sc, target, label) => ({
     goal: `≥ ${target.toFixed(2)} of the C reference, ${label}`,
     target,
     scenario: sc,
-    measure: (sv) => (has(sc, sv) && has(sc, 'c') ? { v: s[sc][sv].fracC, cpu: ratio(s[sc].c.serverCpuSecPerMMsgs, s[sc][sv].serverCpuSecPerMMsgs) } : null),
+    measure: (sv) => {
+      if (!has(sc, sv) || !has(sc, 'c')) return null;
+      const rounds = roundRatios(sc, sv);
+      return {
+        v: s[sc][sv].fracC,
+        cpu: ratio(s[sc].c.serverCpuSecPerMMsgs, s[sc][sv].serverCpuSecPerMMsgs),
+        rounds: rounds.length >= 2 ? [Math.min(...rounds), Math.max(...rounds)] : null,
+      };
+    },
     // Beside the throughput fraction, the CPU one (C's server CPU per message over this server's):
-    // it does not depend on the load client keeping up.
-    fmt: (m) => `${m.v.toFixed(2)}×${m.cpu != null ? ` (CPU ${m.cpu.toFixed(2)}×)` : ''}`,
+    // it does not depend on the load client keeping up. Then the lowest and highest round.
+    fmt: (m) => {
+      const notes = [];
+      if (m.cpu != null) notes.push(`CPU ${m.cpu.toFixed(2)}×`);
+      if (m.rounds != null) notes.push(`rounds ${m.rounds[0].toFixed(2)}–${m.rounds[1].toFixed(2)}`);
+      return `${m.v.toFixed(2)}×${notes.length ? ` (${notes.join('; ')})` : ''}`;
+    },
     pass: (m) => m.v >= target,
     caveat: () => caveats(sc),
   });
@@ -188,7 +209,9 @@ export function renderMarkdown(results) {
     L.push('');
     L.push('Ratios are between medians of this run. "C ref client-bound": the load client used ≥ ' +
       `${CLIENT_BOUND_PCT}% of its core in the C reference's cell, so the C number is the client's limit and the fraction overstates the server. ` +
-      '"CPU": the C server\'s CPU seconds per message over this server\'s, the efficiency fraction, which holds whether or not the client kept up.');
+      '"CPU": the C server\'s CPU seconds per message over this server\'s, the efficiency fraction, which holds whether or not the client kept up. ' +
+      '"rounds": the lowest and highest of the per-round fractions (each round\'s msgs/s over the C reference\'s in the same round): how firm the verdict is; ' +
+      'a goal whose rounds straddle its target is within this run\'s noise.');
     L.push('');
   }
   L.push('## Results');
@@ -324,6 +347,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const oi = process.argv.indexOf('--out');
   const dir = oi > 0 ? process.argv[oi + 1] : path.dirname(file);
   const md = renderMarkdown(results);
+  mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'latest.md'), md);
   writeFileSync(path.join(dir, 'latest.svg'), renderSvg(results));
   process.stdout.write(md + '\n');
