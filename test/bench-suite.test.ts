@@ -173,5 +173,10 @@ describe('bench/echo/report.js goals', () => {
     expect(native.value).toBeCloseTo(0.95, 5);
     expect(native.pass).toBe(true);
     expect(native.text).toContain('rounds 0.90–0.99');
+    // Just under the target: three decimals, so the ❌ does not sit beside "0.95×".
+    results.runs[5] = run('native', 2, 94_900);
+    const under = summarize(results).goals.find((g) => g.goal === goal.goal)!.measured.native!;
+    expect(under.pass).toBe(false);
+    expect(under.text).toMatch(/^0\.949× /);
   });
 });
