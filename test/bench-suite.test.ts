@@ -92,7 +92,9 @@ describe('bench/echo/suite.js --smoke', () => {
   const out = path.join(tmp, 'results');
   let run: ReturnType<typeof spawnSync>;
   beforeAll(() => {
-    run = spawnSync(process.execPath, ['bench/echo/suite.js', '--smoke', '--out', out, '--no-progress'], {
+    // --node-flags reaches the node:net server (a flag placed after its script would be taken as
+    // the script's own argument, and the server would refuse it).
+    run = spawnSync(process.execPath, ['bench/echo/suite.js', '--smoke', '--out', out, '--no-progress', '--node-flags=--max-semi-space-size=2'], {
       cwd: root,
       encoding: 'utf8',
       timeout: 50_000,
@@ -126,6 +128,8 @@ describe('bench/echo/suite.js --smoke', () => {
     expect(cell['node-pipe'].fracC).toBeGreaterThan(0);
     expect(cell['node-pipe'].xNode).toBe(1);
     expect(Array.isArray(results.summary.goals)).toBe(true);
+    expect(results.config.nodeFlags).toEqual(['--max-semi-space-size=2']);
+    expect(results.notes).toContain('every Node server (coloop and node:net) ran with --max-semi-space-size=2');
   });
 
   it('writes latest.md and a well-formed latest.svg', () => {

@@ -7,6 +7,8 @@
 //
 // Options: --rounds N  --duration S (per round)  --warmup S  --servers a,b  --scenarios a,b
 //          --client c|cli  --cli dist|stub  --out DIR  --no-progress  --list
+//          --node-flags F   flags for every Node server alike, coloop's and node:net's (one
+//                           argument: --node-flags=--max-semi-space-size=1 or a quoted list)
 //          --baseline DIR   also runs coloop's two native servers from another build of dist/
 //                           (e.g. `npx tsc -p tsconfig.build.json --outDir /tmp/base` at an older
 //                           commit) on this checkout's addon, as native-base and
@@ -39,6 +41,11 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    // --node-flags=... keeps its value in one argument (the value itself starts with --).
+    if (a.startsWith('--node-flags=')) {
+      o['node-flags'] = a.slice('--node-flags='.length);
+      continue;
+    }
     const key = a.slice(2);
     if (['headline', 'smoke', 'no-progress', 'list', 'help'].includes(key)) o[key] = true;
     else if (i + 1 < argv.length) o[key] = argv[++i];
@@ -55,7 +62,17 @@ const SCENARIOS = [
   { id: 'c100-64-p8', label: '100 conns × 64 B, 8 in flight', conns: 100, size: 64, pipeline: 8 },
 ];
 
-function serverDefs(cli, baseline) {
+/** `cmd` with `flags` after the node executable, wherever it comes in it (after an `env X=Y`). */
+function withNodeFlags(cmd, flags) {
+  const i = cmd.indexOf(process.execPath);
+  return flags.length === 0 || i < 0 ? cmd : [...cmd.slice(0, i + 1), ...flags, ...cmd.slice(i + 1)];
+}
+
+function serverDefs(cli, baseline, nodeFlags = []) {
+  return serverCommands(cli, baseline).map((def) => ({ ...def, cmd: withNodeFlags(def.cmd, nodeFlags) }));
+}
+
+function serverCommands(cli, baseline) {
   const node = process.execPath;
   const base = baseline
     ? ['env', `COLOOP_ADDON_PATH=${path.join(root, 'build/Release/coloop.node')}`, node, path.join(path.resolve(baseline), 'cli.js')]
@@ -351,7 +368,10 @@ async function main() {
   if (cpus < 2) notes.push('one CPU: server and client share it.');
 
   const py = detectPython();
-  const defs = serverDefs(cli, o.baseline);
+  const nodeFlags = (o['node-flags'] ?? '').split(/\s+/).filter(Boolean);
+  if (nodeFlags.some((f) => !f.startsWith('--'))) throw new Error(`--node-flags takes node options (--x=y), not ${o['node-flags']}`);
+  if (nodeFlags.length) notes.push(`every Node server (coloop and node:net) ran with ${nodeFlags.join(' ')}`);
+  const defs = serverDefs(cli, o.baseline, nodeFlags);
   const wanted = (o.servers ? o.servers.split(',') : base.servers).map((s) => s.trim());
   if (o.baseline && !o.servers) wanted.push('native-base', 'native-protocol-base');
   const servers = [];
@@ -420,7 +440,7 @@ async function main() {
     date: new Date().toISOString(),
     wallSec: (Date.now() - started) / 1000,
     machine: { cpus, model: os.cpus()[0]?.model ?? '', kernel: os.release(), node: process.version, loadavg: os.loadavg(), taskset: hasTaskset, serverCore: SERVER_CORE, clientCore: CLIENT_CORE },
-    config: { rounds, duration, warmup, host: HOST, fdLimit: FD_LIMIT },
+    config: { rounds, duration, warmup, host: HOST, fdLimit: FD_LIMIT, nodeFlags },
     client: { kind: client.kind, label: client.label },
     cli: { kind: cli.kind, label: cli.label },
     notes,
