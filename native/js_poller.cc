@@ -35,6 +35,9 @@ constexpr double kMaxTimerDelayMs = 1e15;
 
 // Read-ahead (see ReadAhead): the result of an event nothing was read for.
 constexpr int32_t kNotRead = INT32_MIN;
+// Read-ahead: an ask whose offset is this reads "packed": at the next free place of its target
+// in this wait() (see ReadAhead).
+constexpr int32_t kPacked = -1;
 constexpr int32_t kMaxTokens = 1 << 24;
 // Bytes one wait() reads ahead at most; the events after that are reported unread, and their
 // readers read for themselves when they run. The bytes read ahead wait in their readers' buffers
@@ -369,9 +372,17 @@ Napi::Value JsPoller::Close(const Napi::CallbackInfo& info) {
 // no longer holds the bytes asked for, the event is reported unread and the reader reads for
 // itself, as without read-ahead. Once one call has read its budget (enableReadAhead; 128 KiB unless
 // set), the rest of its events are reported unread too.
+//
+// A packed ask (offset kPacked) reads into its target just after the bytes the previous packed
+// ask of this call read, from the start of the target for the first, and no further than the
+// target's end (the ask is cut to fit; with no room left the event is reported unread). Where
+// the bytes landed is written back in place of the offset. Readers that share one buffer for
+// bytes they use at once (coloop's sharedBuffer) ask this way: their reads ahead go one after
+// another into one small region, which stays in the cache from poll to poll.
 void JsPoller::ReadAhead(int count) {
   napi_env env = Env();
   size_t budget = read_ahead_budget_;
+  size_t packed_at = 0;
   for (int i = 0; i < count; ++i) {
     int32_t* result = results_ + 2 * i;
     result[0] = kNotRead;
@@ -381,7 +392,8 @@ void JsPoller::ReadAhead(int count) {
     if (token < 0 || static_cast<size_t>(token) >= want_tokens_) continue;
     int32_t want = wants_[2 * token];
     int32_t offset = wants_[2 * token + 1];
-    if (want <= 0 || offset < 0 || static_cast<size_t>(token) >= targets_.size()) continue;
+    bool packed = offset == kPacked;
+    if (want <= 0 || (offset < 0 && !packed) || static_cast<size_t>(token) >= targets_.size()) continue;
     // The event's fd must be registered under this token now. An fd closed without remove()
     // while a dup of it lives on keeps reporting under its old number and token, and both may
     // belong to someone else by now: such an event is only a spurious wake, never a read.
@@ -399,14 +411,21 @@ void JsPoller::ReadAhead(int count) {
     if (napi_get_arraybuffer_info(env, buffer, &data, &length) != napi_ok || data == nullptr) continue;
     // Inside the view as it was set, and inside the buffer as it is now (a resizable buffer may
     // have shrunk since).
-    size_t in_view = static_cast<size_t>(offset);
-    if (in_view > target.byte_length || static_cast<size_t>(want) > target.byte_length - in_view) continue;
+    size_t in_view = packed ? packed_at : static_cast<size_t>(offset);
+    if (packed && in_view < target.byte_length) {
+      want = static_cast<int32_t>(std::min(static_cast<size_t>(want), target.byte_length - in_view));
+    }
+    if (in_view >= target.byte_length || static_cast<size_t>(want) > target.byte_length - in_view) continue;
     size_t start = target.byte_offset + in_view;
     if (start > length || static_cast<size_t>(want) > length - start) continue;
     wants_[2 * token] = 0;
     ssize_t got = ReadSocket(event_fds_[i], static_cast<uint8_t*>(data) + start, static_cast<size_t>(want));
     result[0] = static_cast<int32_t>(got);
     result[1] = want;
+    if (packed) {
+      wants_[2 * token + 1] = static_cast<int32_t>(in_view);
+      if (got > 0) packed_at = in_view + static_cast<size_t>(got);
+    }
     if (got > 0) budget -= std::min(budget, static_cast<size_t>(got));
   }
 }

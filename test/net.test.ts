@@ -11,6 +11,9 @@ import {
   type Operation,
   yieldNow,
   type Server,
+  type Connection,
+  sharedBuffer,
+  withTimeout,
 } from '../src/index.js';
 import { BACKENDS, echo, parkedReaders, readAll, readExactly } from './helpers.js';
 
@@ -339,6 +342,93 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect(got).toEqual(Array.from({ length: count }, (_, i) => (i % 2 === 0 ? `message ${i}` : `...message ${i}.`)));
   });
 
+  it('gives each of many readers parked on sharedBuffer its own bytes, in the buffer when it runs', async () => {
+    // The data for every reader arrives in one poll; each must find its own bytes in the shared
+    // buffer when it resumes (the read is made then, not when the events are dispatched).
+    const count = 24;
+    const got = await go(() =>
+      parkedReaders(
+        count,
+        function* (conn, i): Operation<string> {
+          // Half of them read into a view at an offset: a view of it is the shared buffer too.
+          const into = i % 2 === 0 ? sharedBuffer : sharedBuffer.subarray(100, 200);
+          into.fill(0x2e, 0, 64);
+          const n = yield* conn.readInto(into);
+          return Buffer.from(into.subarray(0, n + 1)).toString();
+        },
+        (i) => `message ${i}`,
+      ),
+    );
+    expect(got).toEqual(Array.from({ length: count }, (_, i) => `message ${i}.`));
+  });
+
+  it('refuses a readInto view of the memory past sharedBuffer, where reads ahead wait', async () => {
+    const err = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0 }, echo);
+      const conn = yield* connect({ port: server.port });
+      try {
+        const past = new Uint8Array(sharedBuffer.buffer, sharedBuffer.byteLength - 8, 16);
+        yield* conn.readInto(past);
+        return null;
+      } catch (e) {
+        return e;
+      } finally {
+        conn.close();
+        server.close();
+      }
+    });
+    expect(err).toBeInstanceOf(RangeError);
+    expect((err as Error).message).toMatch(/within sharedBuffer/);
+  });
+
+  it('sends what a write from sharedBuffer was given, though it waits while other tasks reuse the buffer', async () => {
+    // The peer does not read at first, so the writes fill the socket buffers and one must wait;
+    // meanwhile another task overwrites the shared buffer. Every chunk must arrive as written.
+    const chunk = 64 * 1024;
+    const chunks = 160; // 10 MiB: more than loopback's socket buffers hold
+    const result = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const client = yield* connect({ port: server.port });
+      const conn = yield* server.accept();
+      let spoiled = 0;
+      let overlapped = 0;
+      const writer = yield* spawn(function* () {
+        for (let c = 0; c < chunks; c++) {
+          sharedBuffer.fill(c & 0xff);
+          sharedBuffer[0] = c >> 8;
+          const before = spoiled;
+          yield* conn.write(sharedBuffer, 0, chunk);
+          if (spoiled !== before) overlapped++; // the buffer was overwritten while this write waited
+        }
+        conn.end();
+      });
+      const spoiler = yield* spawn(function* () {
+        for (;;) {
+          sharedBuffer.fill(0xee);
+          spoiled++;
+          yield* sleep(1);
+        }
+      });
+      yield* sleep(20); // the writer is waiting by now
+      const received = yield* readAll(client);
+      yield* writer;
+      spoiler.cancel();
+      client.close();
+      conn.close();
+      server.close();
+      let bad = -1;
+      for (let c = 0; c < chunks && bad < 0; c++) {
+        const at = c * chunk;
+        if (received[at] !== c >> 8) bad = c;
+        for (let i = 1; i < chunk && bad < 0; i++) if (received[at + i] !== (c & 0xff)) bad = c;
+      }
+      return { length: received.length, bad, overlapped };
+    });
+    expect(result.length).toBe(chunk * chunks);
+    expect(result.bad).toBe(-1);
+    expect(result.overlapped).toBeGreaterThan(0);
+  });
+
   it('reads into whichever buffer and offset each readInto names, switching between reads', async () => {
     const got = await go(function* () {
       const server = yield* serve({ host: HOST, port: 0 }, echo);
@@ -645,5 +735,40 @@ describe.each(BACKENDS.filter((b) => b === 'native'))('reads at resume on the %s
     });
     expect(got[0]).toBeInstanceOf(CancelledError);
     expect(got[1]).toBe('kept');
+  });
+
+  it('gives a reader parked on sharedBuffer the bytes a poll read for it, though cancelled before it runs and another reader reads next', async () => {
+    // The poll reads 'kept' ahead into the region it packs such reads into, and resumes the
+    // reader; the cancel comes after that (too late: the read has completed, and the reader
+    // finds its bytes in sharedBuffer when it runs). A later poll packs another reader's bytes
+    // into the same place; nothing is left behind on the first connection.
+    const got = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const client = yield* connect({ host: HOST, port: server.port });
+      const conn = yield* server.accept();
+      const client2 = yield* connect({ host: HOST, port: server.port });
+      const conn2 = yield* server.accept();
+      const readShared = (c: Connection) =>
+        function* (): Operation<string> {
+          const n = yield* c.readInto(sharedBuffer);
+          return Buffer.from(sharedBuffer.subarray(0, n)).toString();
+        };
+      const reader = yield* spawn(readShared(conn));
+      const other = yield* spawn(readShared(conn2));
+      yield* sleep(1); // both parked
+      yield* client.write('kept');
+      yield* yieldNow(); // the next poll reads 'kept' ahead and resumes the reader behind this task
+      sharedBuffer.fill(0x2e, 0, 16); // this task uses the buffer meanwhile, as it may
+      reader.cancel();
+      const first = yield* reader;
+      yield* client2.write('XXXX');
+      const second = yield* other;
+      yield* client.write('next');
+      const after = yield* withTimeout(2000, conn.read());
+      for (const c of [client, conn, client2, conn2]) c.close();
+      server.close();
+      return [first, second, Buffer.from(after!).toString()];
+    });
+    expect(got).toEqual(['kept', 'XXXX', 'next']);
   });
 });

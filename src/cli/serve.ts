@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import { createServer, run, serve, spawn, wait, type BufferedProtocol, type Connection, type Operation, type Server, type Transport } from '../index.js';
+import { createServer, run, serve, sharedBuffer, spawn, wait, type BufferedProtocol, type Connection, type Operation, type Server, type Transport } from '../index.js';
 import { choiceOption, intOption, parseOptions, stringOption, UsageError, type OptionSpec } from './args.js';
 
 export const SERVE_USAGE = `usage: coloop serve --port P [--host H] [--backend native|js|node] [--protocol]
@@ -84,12 +84,20 @@ function reportErrorsAtExit(): void {
 
 const ECHO_BUFFER_SIZE = 64 * 1024;
 const FIRST_BUFFER_SIZE = 256;
+/** A connection whose reads fill a buffer this large is a bulk stream: it moves to sharedBuffer. */
+const OWN_BUFFER_LIMIT = 2 * 1024;
 
 /**
- * The serve() handler: one buffer per connection, reused for every message. It starts at 256 B and
- * doubles (up to 64 KiB) only when a read fills it, so 10,000 connections of small messages hold
- * 2.5 MiB of buffers (at 2 KiB they held 20 MiB, a fifth of the server's RSS at C10k), and a bulk
- * stream still reads in large gulps after a few doublings.
+ * The serve() handler. A connection starts with a buffer of its own, 256 B, doubled whenever a
+ * read fills it: small messages are read ahead straight into it, with nothing to copy. A stream
+ * that fills 2 KiB is bulk, and moves to the one `sharedBuffer` (a write that must wait copies
+ * what it has not sent): one cache-hot 64 KiB instead of up to 64 KiB per connection, for one
+ * copy of what a poll read ahead. Measured side by side (`bench/echo/suite.js --baseline`, median
+ * of the per-round ratios of server CPU per message), every connection on sharedBuffer against
+ * every one on its own buffer: 100 x 16 KiB 0.93, 10,000 x 64 B 0.96, but 100 x 64 B 1.01 and
+ * with 8 in flight 1.01-1.04 (the copy and its bookkeeping: ~390 more user-space instructions a
+ * read). Sharing only past 2 KiB: 100 x 16 KiB 0.88-0.92, the small cases unchanged. (Also
+ * sharing once own buffers passed 1 MiB in all, as at C10k, did not move 10,000 x 64 B: 1.00.)
  */
 function* echo(conn: Connection): Operation<void> {
   let buf = new Uint8Array(FIRST_BUFFER_SIZE);
@@ -97,7 +105,7 @@ function* echo(conn: Connection): Operation<void> {
     const n = yield* conn.readInto(buf);
     if (n === 0) return;
     yield* conn.write(buf, 0, n);
-    if (n === buf.length && buf.length < ECHO_BUFFER_SIZE) buf = new Uint8Array(buf.length * 2);
+    if (n === buf.length && buf !== sharedBuffer) buf = buf.length < OWN_BUFFER_LIMIT ? new Uint8Array(buf.length * 2) : sharedBuffer;
   }
 }
 

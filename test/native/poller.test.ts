@@ -126,7 +126,8 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
 
   it('reads ahead only inside the target, whatever numbers the wants array holds', async () => {
     // JS can write anything into wants: every ask that does not fit the 32-byte view is skipped,
-    // one that fits reads there, and the bytes around the view are never touched.
+    // one that fits reads there, and the bytes around the view are never touched. Offset -1 is a
+    // packed ask: it reads at the view's first free byte (its start: it is the only one), cut to fit.
     const { p, s, ahead } = await readAheadPair(2);
     const backing = new Uint8Array(64).fill(0xee);
     const target = backing.subarray(16, 48);
@@ -141,10 +142,12 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
       ask(ahead, 2, bytes, offset);
       const i = sendAndPoll(p, s.client, 'q', 2);
       const r = ahead.results[2 * i];
-      const fits = bytes > 0 && offset >= 0 && offset + bytes <= 32;
+      const packed = offset === -1;
+      const fits = bytes > 0 && (packed || (offset >= 0 && offset + bytes <= 32));
       if (fits) {
         expect(r).toBe(1);
-        expect(target[offset]).toBe('q'.charCodeAt(0));
+        expect(target[packed ? 0 : offset]).toBe('q'.charCodeAt(0));
+        if (packed) expect([ahead.results[2 * i + 1], ahead.wants[2 * 2 + 1]]).toEqual([Math.min(bytes, 32), 0]);
         read++;
       } else {
         expect([bytes, offset, r]).toEqual([bytes, offset, ahead.notRead]);
@@ -157,6 +160,47 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     expect(read).toBeGreaterThan(20);
     expect(read).toBeLessThan(280);
     p.remove(s.server);
+  });
+
+  it('packs the reads of packed asks one after another into their target, each cut to fit', async () => {
+    // Four sockets ask packed into one 16-byte view: the first two land at 0 and 5 (where each
+    // landed is written back in place of the offset), the third is cut to the 4 bytes left, the
+    // fourth finds no room and is reported unread. The bytes around the view stay untouched.
+    const p = poller();
+    const ahead = p.enableReadAhead(8);
+    const pairs = [await pair(), await pair(), await pair(), await pair()];
+    pairs.forEach((s, k) => p.add(s.server, 4 + k));
+    p.wait(0);
+    const backing = new Uint8Array(24).fill(0x2d);
+    const target = backing.subarray(4, 20);
+    const texts = ['aaaaa', 'bbbbbbb', 'cccccccc', 'dd'];
+    pairs.forEach((s, k) => {
+      p.setReadTarget(4 + k, target);
+      ask(ahead, 4 + k, 64, -1);
+      expect(n.write(s.client, Buffer.from(texts[k]!), 0, texts[k]!.length)).toBe(texts[k]!.length);
+    });
+    // Loopback has queued the bytes by now; all four are reported by one wait, in some order.
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const count = p.wait(0);
+    expect(count).toBe(4);
+    let free = 0; // the model: where the next packed read lands
+    for (let i = 0; i < count; i++) {
+      const k = p.events[2 * i]! - 4;
+      const text = texts[k]!;
+      if (free === 16) {
+        expect(ahead.results[2 * i]).toBe(ahead.notRead);
+        continue;
+      }
+      const asked = Math.min(64, 16 - free); // the ask, cut to the room left
+      const fit = Math.min(text.length, asked);
+      expect([ahead.results[2 * i], ahead.results[2 * i + 1], ahead.wants[2 * (4 + k) + 1]]).toEqual([fit, asked, free]);
+      expect(Buffer.from(target.subarray(free, free + fit)).toString()).toBe(text.slice(0, fit));
+      free += fit;
+    }
+    expect(free).toBe(16); // 22 bytes were sent: the view is full
+    expect(backing.subarray(0, 4).every((b) => b === 0x2d)).toBe(true);
+    expect(backing.subarray(20).every((b) => b === 0x2d)).toBe(true);
+    pairs.forEach((s) => p.remove(s.server));
   });
 
   it('reads ahead into a view at its own offset, and not past a resizable buffer shrunk since', async () => {
