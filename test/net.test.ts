@@ -362,6 +362,31 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect(got).toEqual(Array.from({ length: count }, (_, i) => `message ${i}.`));
   });
 
+  it('gives readers on sharedBuffer their own bytes when more arrives at once than one poll reads ahead', async () => {
+    // 24 x 40 KiB: some land in the region a poll packs reads into (then move in when the task
+    // runs), the rest are read by their tasks; a reader whose last read was large is not read
+    // ahead for at all. Each chunk is checked before the reader's next yield*.
+    const count = 24;
+    const size = 40 * 1024;
+    const got = await go(() =>
+      parkedReaders(
+        count,
+        function* (conn, i): Operation<number> {
+          let n = 0;
+          while (n < size) {
+            const r = yield* conn.readInto(sharedBuffer, 0, Math.min(sharedBuffer.length, size - n));
+            if (r === 0) break;
+            for (let k = 0; k < r; k++) if (sharedBuffer[k] !== i) return -1;
+            n += r;
+          }
+          return n;
+        },
+        (i) => new Uint8Array(size).fill(i),
+      ),
+    );
+    expect(got).toEqual(Array.from({ length: count }, () => size));
+  });
+
   it('refuses a readInto view of the memory past sharedBuffer, where reads ahead wait', async () => {
     const err = await go(function* () {
       const server = yield* serve({ host: HOST, port: 0 }, echo);
