@@ -5,12 +5,13 @@
 //
 //   node bench/instructions.js [--modes serve,proto] [--dist OTHER/dist ...]   (another build of the
 //   driver, e.g. `npx tsc -p tsconfig.build.json --outDir /tmp/old-dist` on an older commit)
-//   node bench/instructions.js --server [--modes serve,proto] [--dist ...]
+//   node bench/instructions.js --server [--modes serve,proto] [--pipeline D] [--dist ...]
 //
 // --server counts the server alone: `coloop serve` (or `serve --protocol`) runs under callgrind and
 // the C load client (bench/echo/build/load_epoll, 100 connections x 64 B) drives it for 3 s and
 // then 9 s; the difference of the counts over the difference of the messages is the server's
-// user-space instructions per message (~40 s per mode and build).
+// user-space instructions per message (~40 s per mode and build). --pipeline D keeps D messages in
+// flight per connection (default 1; 8 is the echo suite's "8 in flight" scenario).
 //
 // Each mode runs bench/lib/echo-inproc.mjs twice (4,000 and 24,000 round trips, client and server
 // in one process) and reports the difference / 20,000: startup and warm-up cancel out. Kernel work
@@ -32,6 +33,11 @@ const opt = (name, dflt) => {
   return i >= 0 ? args[i + 1] : dflt;
 };
 const modes = opt('--modes', 'serve,proto').split(',');
+const pipeline = Number(opt('--pipeline', '1'));
+if (!Number.isInteger(pipeline) || pipeline < 1 || pipeline > 1024) {
+  console.error(`bench/instructions.js: --pipeline takes an integer from 1 to 1024, not ${opt('--pipeline')}`);
+  process.exit(2);
+}
 const builds = [['this build', null]];
 for (let i = 0; i < args.length; i++) if (args[i] === '--dist') builds.push([args[i + 1], path.resolve(args[i + 1])]);
 if (spawnSync('valgrind', ['--version']).status !== 0) {
@@ -82,7 +88,7 @@ async function countServer(seconds, mode, dist) {
       });
       server.on('exit', () => reject(new Error(`the server exited: ${err.slice(-300)}`)));
     });
-    const load = spawnSync(loadClient, ['--host', '127.0.0.1', '--port', String(port), '--conns', '100', '--size', '64', '--duration', String(seconds), '--json'], { encoding: 'utf8', timeout: (seconds + 60) * 1000 });
+    const load = spawnSync(loadClient, ['--host', '127.0.0.1', '--port', String(port), '--conns', '100', '--size', '64', '--pipeline', String(pipeline), '--duration', String(seconds), '--json'], { encoding: 'utf8', timeout: (seconds + 60) * 1000 });
     if (load.status !== 0) throw new Error(`load_epoll failed: ${load.stderr}`);
     const messages = JSON.parse(load.stdout).messages;
     server.kill('SIGINT');
