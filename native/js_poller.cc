@@ -412,6 +412,8 @@ void JsPoller::ReadAhead(int count) {
     // Inside the view as it was set, and inside the buffer as it is now (a resizable buffer may
     // have shrunk since).
     size_t in_view = packed ? packed_at : static_cast<size_t>(offset);
+    // Where a packed read landed is written back as an int32: past that, no more packing.
+    if (packed && in_view > static_cast<size_t>(INT32_MAX)) continue;
     if (packed && in_view < target.byte_length) {
       want = static_cast<int32_t>(std::min(static_cast<size_t>(want), target.byte_length - in_view));
     }
