@@ -159,6 +159,17 @@ describe.each(SERVERS)('coloop serve --backend %s %j', (backend, extra) => {
   }, 40_000);
 });
 
+describe.each(['native', 'js'])('coloop serve --backend %s with large messages', (backend) => {
+  it('echoes 16 KiB messages, 4 in flight, byte-exact (reads that fill 2 KiB move the connection to sharedBuffer)', async () => {
+    const server = await startServer(['--backend', backend]);
+    const { exit, report } = await load(server.port, ['--size', '16384', '--pipeline', '4', '--conns', '8']);
+    expectClean(report, 8);
+    expect(report).toMatchObject({ size: 16384, pipeline: 4 });
+    expect(exit.code).toBe(0);
+    expect((await stopServer(server)).code).toBe(0);
+  }, 40_000);
+});
+
 describe('coloop load', () => {
   it('runs on the js backend, with a pipeline of large messages, and prints a table without --json', async () => {
     const server = await startServer(['--backend', 'native']);

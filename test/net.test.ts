@@ -387,6 +387,39 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect(got).toEqual(Array.from({ length: count }, () => size));
   });
 
+  it('resumes a reader of sharedBuffer at once, even after a step has spent its budget of socket calls', async () => {
+    // 300 chunks of 100 B wait in the socket, so every read completes at once. After 64 in one
+    // step the task goes to the back of the run queue: its next read must then be made when it
+    // runs again, not made now and handed over a batch later, after the spoiler (which fills the
+    // buffer every batch) has run.
+    const chunks = 300;
+    const result = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const client = yield* connect({ port: server.port });
+      const conn = yield* server.accept();
+      const data = new Uint8Array(chunks * 100);
+      for (let c = 0; c < chunks; c++) data.fill(c & 0xff, c * 100, c * 100 + 100);
+      yield* client.write(data);
+      yield* sleep(5); // all of it in the server side's receive buffer
+      const spoiler = yield* spawn(function* () {
+        for (;;) {
+          sharedBuffer.fill(0xee, 0, 100);
+          yield* yieldNow();
+        }
+      });
+      const bad: number[] = [];
+      for (let c = 0; c < chunks; c++) {
+        const n = yield* conn.readInto(sharedBuffer, 0, 100);
+        if (n !== 100 || !sharedBuffer.subarray(0, 100).every((b) => b === (c & 0xff))) bad.push(c);
+      }
+      spoiler.cancel();
+      for (const x of [client, conn]) x.close();
+      server.close();
+      return bad;
+    });
+    expect(result).toEqual([]);
+  });
+
   it('refuses a readInto view of the memory past sharedBuffer, where reads ahead wait', async () => {
     const err = await go(function* () {
       const server = yield* serve({ host: HOST, port: 0 }, echo);

@@ -509,6 +509,20 @@ class ReadOp extends SocketOp<Uint8Array | null | number> {
     this.landed = 0;
   }
 
+  /**
+   * The driver's attempt (not the optimistic one in `next`). With the step's budget of socket
+   * calls spent, the driver would hand a completed read to its task only a batch later: a read
+   * into sharedBuffer is then made at the start of the task's next step instead (Task.retry),
+   * when the task goes on at once, before any other task can use the buffer.
+   */
+  override start(task: Task<unknown>): boolean {
+    if (this.shared && task.socketBudget <= 1 && !this.conn.isClosed) {
+      task.retry(this);
+      return false;
+    }
+    return super.start(task);
+  }
+
   override park(task: Task<unknown>): void {
     super.park(task);
     // The backend may read for us in its next poll (see takeAhead): into our own buffer, or,
