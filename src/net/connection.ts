@@ -37,6 +37,10 @@ const SHARED = new ArrayBuffer(SHARED_SIZE + LANDING_SIZE);
  * `subarray`) is the shared buffer too; a view of its ArrayBuffer past its 64 KiB is refused. A
  * read into it never lands while the task waits: bytes read ahead for it wait in LANDING and move
  * in when the task resumes.
+ *
+ * Read into it in the task that uses the bytes, not inside `withTimeout`, `race` or `all`: those
+ * run the read in a child task, whose result reaches yours a batch later, when other tasks may
+ * have used the buffer. For a time limit on reads, set `conn.idleTimeout`.
  */
 export const sharedBuffer = new Uint8Array(SHARED, 0, SHARED_SIZE);
 const LANDING = new Uint8Array(SHARED, SHARED_SIZE, LANDING_SIZE);
