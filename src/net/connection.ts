@@ -532,6 +532,11 @@ class ReadOp extends SocketOp<Uint8Array | null | number> {
     // The backend may read for us in its next poll (see takeAhead): into our own buffer, or,
     // for a buffer other connections share, packed into LANDING. Not for read(): its scratch is
     // copied out at once, and a poll reads for every reader before any of them runs.
+    this.ask();
+  }
+
+  /** Asks the next poll to read for this op, where it may (see park). */
+  private ask(): void {
     if (this.shared) {
       if (this.lastSharedRead < BULK_READ) this.conn.askAhead(LANDING, PACKED, Math.min(this.length, LANDING_SIZE));
     } else if (!this.copy) this.conn.askAhead(this.buf, this.offset, this.length);
@@ -545,8 +550,7 @@ class ReadOp extends SocketOp<Uint8Array | null | number> {
     const task = this.task;
     if (task === null) return false;
     if (r === EAGAIN) {
-      if (this.shared) this.conn.askAhead(LANDING, PACKED, Math.min(this.length, LANDING_SIZE));
-      else this.conn.askAhead(this.buf, this.offset, this.length);
+      this.ask();
       return true;
     }
     this.task = null;
