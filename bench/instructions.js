@@ -5,13 +5,14 @@
 //
 //   node bench/instructions.js [--modes serve,proto] [--dist OTHER/dist ...]   (another build of the
 //   driver, e.g. `npx tsc -p tsconfig.build.json --outDir /tmp/old-dist` on an older commit)
-//   node bench/instructions.js --server [--modes serve,proto] [--pipeline D] [--dist ...]
+//   node bench/instructions.js --server [--modes serve,proto] [--pipeline D] [--size B] [--dist ...]
 //
 // --server counts the server alone: `coloop serve` (or `serve --protocol`) runs under callgrind and
 // the C load client (bench/echo/build/load_epoll, 100 connections x 64 B) drives it for 3 s and
 // then 9 s; the difference of the counts over the difference of the messages is the server's
 // user-space instructions per message (~40 s per mode and build). --pipeline D keeps D messages in
 // flight per connection (default 1; 8 is the echo suite's "8 in flight" scenario).
+// --size B sends B-byte messages (default 64).
 //
 // Each mode runs bench/lib/echo-inproc.mjs twice (4,000 and 24,000 round trips, client and server
 // in one process) and reports the difference / 20,000: startup and warm-up cancel out. Kernel work
@@ -34,6 +35,11 @@ const opt = (name, dflt) => {
 };
 const modes = opt('--modes', 'serve,proto').split(',');
 const pipeline = Number(opt('--pipeline', '1'));
+const size = Number(opt('--size', '64'));
+if (!Number.isInteger(size) || size < 1 || size > 1 << 20) {
+  console.error(`bench/instructions.js: --size takes a message size in bytes from 1 to 1048576, not ${opt('--size')}`);
+  process.exit(2);
+}
 if (!Number.isInteger(pipeline) || pipeline < 1 || pipeline > 1024) {
   console.error(`bench/instructions.js: --pipeline takes an integer from 1 to 1024, not ${opt('--pipeline')}`);
   process.exit(2);
@@ -88,7 +94,7 @@ async function countServer(seconds, mode, dist) {
       });
       server.on('exit', () => reject(new Error(`the server exited: ${err.slice(-300)}`)));
     });
-    const load = spawnSync(loadClient, ['--host', '127.0.0.1', '--port', String(port), '--conns', '100', '--size', '64', '--pipeline', String(pipeline), '--duration', String(seconds), '--json'], { encoding: 'utf8', timeout: (seconds + 60) * 1000 });
+    const load = spawnSync(loadClient, ['--host', '127.0.0.1', '--port', String(port), '--conns', '100', '--size', String(size), '--pipeline', String(pipeline), '--duration', String(seconds), '--json'], { encoding: 'utf8', timeout: (seconds + 60) * 1000 });
     if (load.status !== 0) throw new Error(`load_epoll failed: ${load.stderr}`);
     const messages = JSON.parse(load.stdout).messages;
     server.kill('SIGINT');
