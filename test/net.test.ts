@@ -219,6 +219,86 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect(errors).toEqual(['handler failed']);
   });
 
+  it('reports a handler that throws at once or returns no Operation, and closes only that connection', async () => {
+    const errors: string[] = [];
+    const replies = await go(function* () {
+      let calls = 0;
+      const server = yield* serve({ host: HOST, port: 0, onError: (err) => errors.push(`${(err as Error).name}: ${(err as Error).message}`) }, (conn) => {
+        calls++;
+        if (calls === 1) throw new Error('not even started');
+        if (calls === 2) return 42 as unknown as Operation<void>;
+        return echo(conn);
+      });
+      const out: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const conn = yield* connect({ port: server.port });
+        yield* conn.write('ping');
+        if (i === 2) conn.end();
+        out.push((yield* readAll(conn)).toString());
+        conn.close();
+      }
+      server.close();
+      return out;
+    });
+    expect(replies).toEqual(['', '', 'ping']);
+    expect(errors).toHaveLength(2);
+    expect(errors[0]).toBe('Error: not even started');
+    expect(errors[1]).toMatch(/^TypeError: spawn\(\) takes an Operation/);
+  });
+
+  it("keeps a connection open until the tasks its handler spawned have finished, then closes it", async () => {
+    const reply = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0 }, function* (conn) {
+        // The handler returns at once; its child writes later, on the same connection.
+        yield* spawn(function* () {
+          yield* sleep(5);
+          yield* conn.write('from a child');
+        });
+      });
+      const conn = yield* connect({ port: server.port });
+      const data = yield* readAll(conn);
+      conn.close();
+      server.close();
+      return data.toString();
+    });
+    expect(reply).toBe('from a child');
+  });
+
+  it("sends an onError that throws to the loop's onError, and keeps serving", async () => {
+    const loopErrors: unknown[] = [];
+    const reply = await run(
+      function* () {
+        const server = yield* serve(
+          {
+            host: HOST,
+            port: 0,
+            onError: () => {
+              throw new Error('onError itself failed');
+            },
+          },
+          function* (conn) {
+            const first = yield* conn.read();
+            if (Buffer.from(first!).toString() === 'boom') throw new Error('handler failed');
+            yield* conn.write('ok');
+          },
+        );
+        const bad = yield* connect({ port: server.port });
+        yield* bad.write('boom');
+        yield* readAll(bad);
+        bad.close();
+        const good = yield* connect({ port: server.port });
+        yield* good.write('fine');
+        const data = yield* readAll(good);
+        good.close();
+        server.close();
+        return data.toString();
+      },
+      { backend, onError: (err) => loopErrors.push(err) },
+    );
+    expect(reply).toBe('ok');
+    expect(loopErrors.map((e) => (e as Error).message)).toEqual(['onError itself failed']);
+  });
+
   it('rejects a read after close and a write after end with clear errors', async () => {
     const codes = await go(function* () {
       const server = yield* serve({ host: HOST, port: 0 }, echo);
