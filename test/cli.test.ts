@@ -170,6 +170,18 @@ describe.each(['native', 'js'])('coloop serve --backend %s with large messages',
   }, 40_000);
 });
 
+describe('coloop serve --backend native with many connections growing their own buffers', () => {
+  it('echoes 1000 B messages on 300 connections byte-exact (own buffers carved from shared slabs, 256 -> 512 -> 1024 B each)', async () => {
+    // 300 x (256 + 512 + 1024) B fill eight 64 KiB slabs: a view that overlapped another
+    // connection's would mix two connections' patterns, which the load client counts as errors.
+    const server = await startServer(['--backend', 'native']);
+    const { exit, report } = await load(server.port, ['--size', '1000', '--conns', '300', '--pipeline', '2']);
+    expectClean(report, 300);
+    expect(exit.code).toBe(0);
+    expect((await stopServer(server)).code).toBe(0);
+  }, 40_000);
+});
+
 describe('coloop load', () => {
   it('runs on the js backend, with a pipeline of large messages, and prints a table without --json', async () => {
     const server = await startServer(['--backend', 'native']);
