@@ -73,19 +73,19 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
   private prevSibling: Task<unknown> | null = null;
   private nextSibling: Task<unknown> | null = null;
   private childCount = 0;
-  private observers: Observer[] | null = null;
+  /** One observer, or several in an array (every served connection has exactly one). */
+  private observers: Observer | Observer[] | null = null;
 
   private failed = false;
-  private value: T | undefined = undefined;
-  private error: unknown = undefined;
+  /** The body's return value, or once `failed` the error. */
+  private outcome: unknown = undefined;
   /** cancel() was called (or a failure interrupted the body): one CancelledError is delivered. */
   private cancelRequested = false;
   /** An interruption waiting for the task's next yield (it was running or queued when it came). */
   private pendingInterrupt: unknown = null;
 
-  private promise: Promise<T> | null = null;
-  private resolvePromise: ((value: any) => void) | null = null;
-  private rejectPromise: ((err: unknown) => void) | null = null;
+  /** Made by the first then(): most tasks are never awaited as promises. */
+  private deferred: Deferred | null = null;
 
   constructor(loop: Loop, source: OperationSource<T>, parent: Task<unknown> | null) {
     super();
@@ -98,7 +98,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
   get state(): TaskState {
     if (this.phase !== SETTLED) return 'pending';
     if (!this.failed) return 'fulfilled';
-    return this.error instanceof CancelledError ? 'cancelled' : 'rejected';
+    return this.outcome instanceof CancelledError ? 'cancelled' : 'rejected';
   }
 
   /**
@@ -125,14 +125,12 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
     onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
     onRejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
   ): Promise<R1 | R2> {
-    if (this.promise === null) {
-      this.promise = new Promise<T>((resolve, reject) => {
-        this.resolvePromise = resolve;
-        this.rejectPromise = reject;
-      });
+    let deferred = this.deferred;
+    if (deferred === null) {
+      deferred = this.deferred = new Deferred();
       if (this.phase === SETTLED) this.settlePromise();
     }
-    return this.promise.then(onFulfilled, onRejected);
+    return (deferred.promise as Promise<T>).then(onFulfilled, onRejected);
   }
 
   // ---- joining: a Task is the instruction `yield* task` yields -------------------------------
@@ -140,7 +138,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
   start(joiner: Task<unknown>): boolean {
     if (this.phase === SETTLED) {
       joiner.resumeMode = this.failed ? THROW : NEXT;
-      joiner.resumeValue = this.failed ? this.error : this.value;
+      joiner.resumeValue = this.outcome;
       return true;
     }
     if (joiner === this) {
@@ -158,29 +156,34 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
 
   /** As an observer: a task this one joined has settled. */
   onSettled(target: Task<unknown>): void {
-    this.resume(target.failed ? THROW : NEXT, target.failed ? target.error : target.value);
+    this.resume(target.failed ? THROW : NEXT, target.outcome);
   }
 
   /** Registers an observer, told once when the task settles. Observing a failure handles it. */
   observe(observer: Observer): void {
-    // A literal of one: `[]` then push() would reserve room for 17 (168 B; every served
-    // connection has one observer).
-    if (this.observers === null) this.observers = [observer];
-    else this.observers.push(observer);
+    // One observer is held as itself, two or more in an array: an array of one cost 56 B per
+    // served connection (each has one observer), and `[]` then push() 168 B.
+    const list = this.observers;
+    if (list === null) this.observers = observer;
+    else if (Array.isArray(list)) list.push(observer);
+    else this.observers = [list, observer];
   }
 
   unobserve(observer: Observer): void {
     const list = this.observers;
-    if (list === null) return;
-    const i = list.indexOf(observer);
-    if (i >= 0) list.splice(i, 1);
+    if (list === observer) {
+      this.observers = null;
+    } else if (Array.isArray(list)) {
+      const i = list.indexOf(observer);
+      if (i >= 0) list.splice(i, 1);
+    }
   }
 
   /** The settled result, for observers: the value, or throws the error. */
   result(): T {
     if (this.phase !== SETTLED) throw new Error('task has not settled');
-    if (this.failed) throw this.error;
-    return this.value as T;
+    if (this.failed) throw this.outcome;
+    return this.outcome as T;
   }
 
   get settled(): boolean {
@@ -191,8 +194,9 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
     return this.phase === SETTLED && this.failed;
   }
 
+  /** The error a failed task settled with; undefined otherwise. */
   get reason(): unknown {
-    return this.error;
+    return this.failed ? this.outcome : undefined;
   }
 
   // ---- the driver side ------------------------------------------------------------------------
@@ -365,7 +369,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
    */
   pushFrame(iterator: Iterator<unknown, unknown, unknown>): void {
     // A literal of one: `[]` then push() would reserve room for 17 frames, and most tasks that
-    // call() at all (every serve() connection) hold exactly one.
+    // call() at all hold exactly one.
     if (this.frames === null) this.frames = [this.iterator!];
     else this.frames.push(this.iterator!);
     this.setFrame(iterator);
@@ -387,7 +391,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
   private finishBody(ok: boolean, outcome: unknown): void {
     this.iterator = null;
     this.phase = CHILDREN;
-    if (ok) this.value = outcome as T;
+    if (ok) this.outcome = outcome;
     else {
       this.recordFailure(outcome);
       this.cancelChildren();
@@ -399,11 +403,11 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
   private recordFailure(err: unknown): void {
     if (!this.failed) {
       this.failed = true;
-      this.error = err;
-    } else if (this.error instanceof CancelledError && !(err instanceof CancelledError)) {
-      this.error = err;
-    } else if (!(err instanceof CancelledError) && err !== this.error) {
-      this.loop.reportSuppressed(err, this.error);
+      this.outcome = err;
+    } else if (this.outcome instanceof CancelledError && !(err instanceof CancelledError)) {
+      this.outcome = err;
+    } else if (!(err instanceof CancelledError) && err !== this.outcome) {
+      this.loop.reportSuppressed(err, this.outcome);
     }
   }
 
@@ -432,7 +436,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
   private childSettled(child: Task<unknown>, escalate: boolean): void {
     this.removeChild(child);
     if (escalate) {
-      this.recordFailure(child.error);
+      this.recordFailure(child.outcome);
       if (this.phase === BODY && !this.cancelRequested) {
         this.cancelRequested = true;
         this.interrupt(new CancelledError('a child task failed'));
@@ -447,19 +451,21 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
     this.phase = SETTLED;
     const observers = this.observers;
     this.observers = null;
-    const handled = (observers !== null && observers.length > 0) || this.promise !== null;
-    if (observers !== null) for (const observer of observers) observer.onSettled(this);
-    if (this.promise !== null) this.settlePromise();
-    const unhandledFailure = !handled && this.failed && !(this.error instanceof CancelledError);
+    const handled = (observers !== null && (!Array.isArray(observers) || observers.length > 0)) || this.deferred !== null;
+    if (Array.isArray(observers)) for (const observer of observers) observer.onSettled(this);
+    else if (observers !== null) observers.onSettled(this);
+    if (this.deferred !== null) this.settlePromise();
+    const unhandledFailure = !handled && this.failed && !(this.outcome instanceof CancelledError);
     if (this.parent !== null) this.parent.childSettled(this, unhandledFailure);
     else this.loop.rootSettled(this, unhandledFailure);
   }
 
   private settlePromise(): void {
-    if (this.failed) this.rejectPromise!(this.error);
-    else this.resolvePromise!(this.value as T);
-    this.resolvePromise = null;
-    this.rejectPromise = null;
+    const deferred = this.deferred!;
+    if (this.failed) deferred.reject(this.outcome);
+    else deferred.resolve(this.outcome);
+    // Settled once: the functions need not stay alive.
+    deferred.resolve = deferred.reject = settledAlready;
   }
 
   /** Throws `err` into the task at its suspension point, now if parked, else at its next yield. */
@@ -480,6 +486,21 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
     return err;
   }
 }
+
+/** The promise side of a task (made by the first then()) and the functions that settle it. */
+class Deferred {
+  readonly promise: Promise<unknown>;
+  resolve: (value: unknown) => void = settledAlready;
+  reject: (err: unknown) => void = settledAlready;
+  constructor() {
+    this.promise = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+}
+
+function settledAlready(): void {}
 
 /** The task whose step is running now (its generator is on the stack), or null. */
 let running: Task<unknown> | null = null;

@@ -1,4 +1,4 @@
-import { done, Instruction, YieldOnce } from '../operation.js';
+import { done, Instruction, YieldOnce, yieldResult } from '../operation.js';
 import { socketStateError } from '../errors.js';
 
 /**
@@ -47,7 +47,7 @@ export abstract class ReusableOp<T> extends Instruction<T> {
   override next(value?: unknown): IteratorResult<unknown, T> {
     if (!this.yielded) {
       this.yielded = true;
-      return (this.yieldResult ??= { value: this, done: false });
+      return yieldResult(this);
     }
     this.iterating = false;
     return done(value as T);
