@@ -391,8 +391,10 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
   private finishBody(ok: boolean, outcome: unknown): void {
     this.iterator = null;
     this.phase = CHILDREN;
-    if (ok) this.outcome = outcome;
-    else {
+    // A child that failed while the body ran on has failed the task already: its error stands.
+    if (ok) {
+      if (!this.failed) this.outcome = outcome;
+    } else {
       this.recordFailure(outcome);
       this.cancelChildren();
     }

@@ -15,7 +15,9 @@ import {
   sharedBuffer,
   withTimeout,
 } from '../src/index.js';
-import { BACKENDS, echo, parkedReaders, readAll, readExactly } from './helpers.js';
+import { currentTask } from '../src/primitives.js';
+import type { Task } from '../src/task.js';
+import { BACKENDS, echo, openFds, parkedReaders, readAll, readExactly } from './helpers.js';
 
 const HOST = '127.0.0.1';
 
@@ -243,7 +245,7 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect(replies).toEqual(['', '', 'ping']);
     expect(errors).toHaveLength(2);
     expect(errors[0]).toBe('Error: not even started');
-    expect(errors[1]).toMatch(/^TypeError: spawn\(\) takes an Operation/);
+    expect(errors[1]).toMatch(/^TypeError: serve\(\): the handler returned .*42.*, not an Operation$/);
   });
 
   it("keeps a connection open until the tasks its handler spawned have finished, then closes it", async () => {
@@ -262,6 +264,96 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
       return data.toString();
     });
     expect(reply).toBe('from a child');
+  });
+
+  it('reports a handler that throws undefined, and keeps serving', async () => {
+    const errors: unknown[] = [];
+    const reply = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0, onError: (err) => errors.push(err) }, function* (conn) {
+        const first = yield* conn.read();
+        if (Buffer.from(first!).toString() === 'undefined') throw undefined;
+        yield* conn.write('ok');
+      });
+      const bad = yield* connect({ port: server.port });
+      yield* bad.write('undefined');
+      yield* readAll(bad);
+      bad.close();
+      const good = yield* connect({ port: server.port });
+      yield* good.write('fine');
+      const data = yield* readAll(good);
+      good.close();
+      server.close();
+      return data.toString();
+    });
+    expect(reply).toBe('ok');
+    expect(errors).toEqual([undefined]);
+  });
+
+  it("reports the error of a task a handler spawned, though the handler swallowed the cancel it caused", async () => {
+    const errors: string[] = [];
+    const replies = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0, onError: (err) => errors.push((err as Error).message) }, function* (conn) {
+        yield* spawn(function* () {
+          throw new Error('child failed');
+        });
+        try {
+          yield* conn.read();
+        } catch {
+          // The child's failure cancels this read; the handler carries on and returns.
+        }
+      });
+      const conn = yield* connect({ port: server.port });
+      const data = yield* readAll(conn);
+      conn.close();
+      server.close();
+      return data.length;
+    });
+    expect(replies).toBe(0);
+    expect(errors).toEqual(['child failed']);
+  });
+
+  it('closes a connection accepted just as the server scope is cancelled, and the scope ends', async () => {
+    const baseline = openFds();
+    for (let i = 0; i < 5; i++) {
+      // A scope that never ends would hang the run: give up after 5 s and say so.
+      const outcome = Promise.race([
+        go(function* () {
+          const side = yield* listen({ host: HOST, port: 0 });
+          const c1 = yield* connect({ port: side.port });
+          const s1 = yield* side.accept();
+          let port = 0;
+          const scope: Task<unknown> = yield* spawn(function* () {
+            const server = yield* serve({ host: HOST, port: 0 }, echo);
+            port = server.port;
+            yield* sleep(1e6);
+          });
+          // Polled in the same wait as the listening socket, just before it: this reader runs
+          // first in the batch and cancels the scope while the accept loop is queued with its
+          // new connection.
+          yield* spawn(function* () {
+            yield* s1.read();
+            scope.cancel();
+          });
+          yield* sleep(5);
+          const { loop } = yield* currentTask();
+          yield* c1.write('x');
+          const fd = loop.backend.sockets.connect(HOST, port);
+          try {
+            yield* scope;
+          } catch {
+            // cancelled
+          }
+          loop.backend.sockets.close(fd);
+          c1.close();
+          s1.close();
+          side.close();
+          return 'ended';
+        }),
+        new Promise<string>((resolve) => setTimeout(() => resolve('hung'), 5000).unref()),
+      ]);
+      expect(await outcome).toBe('ended');
+    }
+    expect(openFds()).toBe(baseline);
   });
 
   it("sends an onError that throws to the loop's onError, and keeps serving", async () => {

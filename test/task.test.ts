@@ -226,6 +226,34 @@ describe.each(BACKENDS)('tasks on the %s backend', (backend) => {
       expect(warnings.some((w) => w.includes('second'))).toBe(true);
     });
 
+
+    it("keeps a child's error as the task's result when the body swallows the cancel and returns a value", async () => {
+      const childError = new Error('child failed');
+      const seen = await go(function* () {
+        const t = yield* spawn(function* () {
+          yield* spawn(function* () {
+            throw childError;
+          });
+          try {
+            yield* sleep(10_000);
+          } catch {
+            // the cancel the child's failure caused
+          }
+          return 'value';
+        });
+        let joined: unknown;
+        try {
+          joined = yield* t;
+        } catch (err) {
+          joined = err;
+        }
+        return { joined, state: t.state, reason: t.reason, promised: yield* wait(t.then(() => 'fulfilled', (err: unknown) => err)) };
+      });
+      expect(seen.joined).toBe(childError);
+      expect(seen.state).toBe('rejected');
+      expect(seen.reason).toBe(childError);
+      expect(seen.promised).toBe(childError);
+    });
     it('reports a failed root task nobody awaits to onError instead of dropping it', async () => {
       const errors: unknown[] = [];
       const loop = new Loop({ backend, onError: (e) => errors.push(e) });

@@ -112,8 +112,11 @@ function* echo(conn: Connection): Operation<void> {
 /**
  * Own buffers are views carved from 64 KiB slabs, one after another. `new Uint8Array(256)` would
  * bring an ArrayBuffer and a native backing store of its own with it: at 10,000 connections that
- * was ~250 B more per connection than the view alone. A slab is freed once every view into it is;
- * what it wastes meanwhile (the buffers a connection outgrew) is less than the buffers in use.
+ * was ~250 B more per connection than the view alone. A slab is freed only once every view into
+ * it is: one long-lived connection keeps its whole slab, so a server with heavy churn among
+ * long-lived idle connections could hold up to 64 KiB per such connection. Fine for this echo
+ * (a load run's connections live and die together); a long-running server with churn would want
+ * sharedBuffer or buffers of its own.
  */
 const SLAB_SIZE = 64 * 1024;
 let slab = new ArrayBuffer(SLAB_SIZE);

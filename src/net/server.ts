@@ -4,7 +4,7 @@ import type { SocketApi } from '../backend/backend.js';
 import { CancelledError, describe, errnoError, socketStateError } from '../errors.js';
 import type { IoHandler, Loop, TimerWaiter } from '../loop.js';
 import { ERROR, HANGUP, READABLE } from '../native.js';
-import type { Operation } from '../operation.js';
+import { isOperationSource, type Operation, type OperationSource } from '../operation.js';
 import { checkDelay, currentTask, spawn, wait } from '../primitives.js';
 import { NEXT, THROW, type Observer, type Task } from '../task.js';
 import { Connection } from './connection.js';
@@ -275,7 +275,8 @@ export interface ServeOptions {
  * scope. A handler's error is reported (`onError`) and closes that connection, never the server.
  * The connection is closed once its task has settled: the handler has returned or thrown, and
  * every task it spawned has finished. After `server.close()` the accept loop ends quietly;
- * running connections finish normally.
+ * running connections finish normally. If the caller's scope is cancelled, the accept loop ends
+ * and closes the listening socket (running connections are cancelled with the scope).
  */
 export function* serve(
   options: ListenOptions & ServeOptions,
@@ -292,6 +293,9 @@ export function* serve(
         conn = yield* server.accept();
       } catch (err) {
         if (server.isClosed) return;
+        // Cancelled (the caller's scope ended) or accept failed: nothing will accept from the
+        // listening socket again, so it is closed here rather than left open.
+        server.close();
         throw err;
       }
       conn.idleTimeout = idleTimeout;
@@ -300,13 +304,23 @@ export function* serve(
       // wrapping generator (try/catch/finally around `yield* call(handler(conn))`) held ~380 B
       // more per connection (its generator object and registers, the Call instruction, the
       // task's frames array): 3.7 MiB of the heap at 10,000 connections.
-      let task: Task<void>;
+      let op: OperationSource<void>;
       try {
-        task = yield* spawn(handler(conn));
+        op = handler(conn);
+        if (!isOperationSource(op)) throw new TypeError(`serve(): the handler returned ${describe(op)}, not an Operation`);
       } catch (err) {
-        // The handler threw at once, or returned something that is not an Operation.
         new ConnectionEnd(conn, onError).end(true, err);
         continue;
+      }
+      let task: Task<void>;
+      try {
+        task = yield* spawn(op);
+      } catch (err) {
+        // Cancelled at this yield (the caller's scope ended): the connection and the listening
+        // socket go with it.
+        conn.close();
+        server.close();
+        throw err;
       }
       task.observe(new ConnectionEnd(conn, onError));
     }
@@ -328,12 +342,13 @@ class ConnectionEnd implements Observer {
   end(failed: boolean, err: unknown): void {
     this.conn.close();
     // A cancelled connection (the server's scope ended) is no error; neither is one the idle
-    // timeout closed.
-    if (!failed || err instanceof CancelledError || (err as { code?: string }).code === 'ERR_IDLE_TIMEOUT') return;
+    // timeout closed. (`throw undefined` is an error too.)
+    if (!failed || err instanceof CancelledError || (err as { code?: unknown } | null | undefined)?.code === 'ERR_IDLE_TIMEOUT') return;
     try {
       this.onError(err, this.conn);
     } catch (thrown) {
-      // Observers run inside the driver: an onError that throws goes to the loop's onError.
+      // Observers run inside the driver, which must not be thrown through: an onError that
+      // throws goes to the loop's onError.
       this.conn.loop.reportError(thrown);
     }
   }
