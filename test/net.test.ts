@@ -312,6 +312,34 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect(errors).toEqual(['child failed']);
   });
 
+  it('closes the listening socket when the scope that made the server is cancelled', async () => {
+    const baseline = openFds();
+    const outcome = await go(function* () {
+      let port = 0;
+      const scope = yield* spawn(function* () {
+        const server = yield* serve({ host: HOST, port: 0 }, echo);
+        port = server.port;
+        yield* sleep(1e6);
+      });
+      yield* sleep(5);
+      scope.cancel();
+      try {
+        yield* scope;
+      } catch {
+        // cancelled
+      }
+      try {
+        const conn = yield* connect({ port });
+        conn.close();
+        return 'connected';
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code;
+      }
+    });
+    expect(outcome).toBe('ECONNREFUSED');
+    expect(openFds()).toBe(baseline);
+  });
+
   it('closes a connection accepted just as the server scope is cancelled, and the scope ends', async () => {
     const baseline = openFds();
     for (let i = 0; i < 5; i++) {

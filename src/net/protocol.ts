@@ -428,6 +428,8 @@ export function* createServer(protocolFactory: () => AnyProtocol, options: Creat
       }
       yield* owner.allClosed();
     } catch (err) {
+      // Nothing will accept from the listening socket again: it is closed, not left open.
+      server.close();
       if (err instanceof CancelledError) for (const transport of [...owner.transports]) transport.abort();
       throw err;
     }
