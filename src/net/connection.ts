@@ -5,7 +5,7 @@ import type { IoHandler, Loop, TimerWaiter } from '../loop.js';
 import { ERROR, HANGUP, READABLE, WRITABLE } from '../native.js';
 import type { Operation } from '../operation.js';
 import { done } from '../operation.js';
-import { announcePark, NEXT, runningTask, THROW, type Task } from '../task.js';
+import { NEXT, runningTask, THROW, type Task } from '../task.js';
 import { EAGAIN } from './errno.js';
 import { ReusableOp } from './reusable-op.js';
 
@@ -364,8 +364,9 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
           if (mode === THROW) throw result;
           return done(result as T);
         }
-        // Nothing now: the driver parks the task on this op without a second attempt.
-        announcePark(this);
+        // Nothing now: the task waits on this op from here, with no second attempt.
+        this.yielded = true;
+        return task.parkIn(this) as IteratorResult<unknown, T>;
       }
     } else if (this.landed > 0) {
       // Resumed: the task runs now, so the bytes a poll read ahead for it move into place.
