@@ -8,9 +8,13 @@ export type TaskState = 'pending' | 'fulfilled' | 'rejected' | 'cancelled';
 /** How a parked task is resumed: with a value (`next`) or with an error thrown in (`throw`). */
 export const NEXT = 0;
 export const THROW = 1;
+// This module's own uses read non-exported copies: an exported binding is read through a cell and
+// checked at every use, where a module's own const is folded into the optimized code.
+const NEXT_ = NEXT;
+const THROW_ = THROW;
 /** Internal: the step first tries again the instruction in `resumeValue` (see Task.retry). */
 const RETRY = 2;
-export type ResumeMode = typeof NEXT | typeof THROW;
+export type ResumeMode = typeof NEXT_ | typeof THROW_;
 
 /** Told when a task settles. Joiners, `all`/`race` and the promise side of a task are observers. */
 export interface Observer {
@@ -47,7 +51,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
   readonly parent: Task<unknown> | null;
 
   /** The resume slot: set by whoever wakes the task, read by the next `runStep`. */
-  resumeMode: ResumeMode = NEXT;
+  resumeMode: ResumeMode = NEXT_;
   resumeValue: unknown = undefined;
   /** On the run queue now. A task is queued at most once: every wait ends in exactly one resume. */
   queued = false;
@@ -137,12 +141,12 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
 
   start(joiner: Task<unknown>): boolean {
     if (this.phase === SETTLED) {
-      joiner.resumeMode = this.failed ? THROW : NEXT;
+      joiner.resumeMode = this.failed ? THROW_ : NEXT_;
       joiner.resumeValue = this.outcome;
       return true;
     }
     if (joiner === this) {
-      joiner.resumeMode = THROW;
+      joiner.resumeMode = THROW_;
       joiner.resumeValue = new Error('a task cannot join itself: it would wait forever');
       return true;
     }
@@ -156,7 +160,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
 
   /** As an observer: a task this one joined has settled. */
   onSettled(target: Task<unknown>): void {
-    this.resume(target.failed ? THROW : NEXT, target.outcome);
+    this.resume(target.failed ? THROW_ : NEXT_, target.outcome);
   }
 
   /** Registers an observer, told once when the task settles. Observing a failure handles it. */
@@ -280,7 +284,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       const op = value as Instruction<unknown>;
       if (this.pendingInterrupt !== null) {
         // Nothing was taken from the op yet: the cancel goes in at once, and loses nothing.
-        mode = THROW;
+        mode = THROW_;
         value = this.takeInterrupt();
       } else {
         this.parkGen++;
@@ -296,14 +300,14 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       const iterator = this.iterator!;
       let step: IteratorResult<unknown, unknown>;
       try {
-        if (mode === NEXT) step = this.generatorFrame ? generatorNext.call(iterator, value) : iterator.next(value);
+        if (mode === NEXT_) step = this.generatorFrame ? generatorNext.call(iterator, value) : iterator.next(value);
         else if (iterator.throw !== undefined) step = iterator.throw(value);
         else throw value;
       } catch (err) {
         if (this.frames !== null && this.frames.length > 0) {
           // A `call` frame threw: the error surfaces in its caller, at the `yield* call(...)`.
           this.setFrame(this.frames.pop()!);
-          mode = THROW;
+          mode = THROW_;
           value = err;
           continue;
         }
@@ -313,7 +317,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
       if (step.done) {
         if (this.frames !== null && this.frames.length > 0) {
           this.setFrame(this.frames.pop()!);
-          mode = NEXT;
+          mode = NEXT_;
           value = step.value;
           continue;
         }
@@ -329,17 +333,17 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
         // goes in now, as for any instruction, and the op lets go of the task.
         this.parkedOn!.abort(this);
         this.parkedOn = null;
-        mode = THROW;
+        mode = THROW_;
         value = this.takeInterrupt();
         continue;
       }
       if (this.pendingInterrupt !== null) {
-        mode = THROW;
+        mode = THROW_;
         value = this.takeInterrupt();
         continue;
       }
       if (!(instruction instanceof Instruction)) {
-        mode = THROW;
+        mode = THROW_;
         value = new TypeError(
           `a task yielded ${describe(instruction)}; only coloop operations may be yielded (use yield*, not yield)`,
         );
@@ -399,7 +403,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
   /** As a timer waiter: a `sleep` expired. */
   onTimer(): void {
     this.waitId = -1;
-    this.resume(NEXT, undefined);
+    this.resume(NEXT_, undefined);
   }
 
   // ---- structure --------------------------------------------------------------------------------
@@ -492,7 +496,7 @@ export class Task<T = unknown> extends Instruction<T> implements PromiseLike<T>,
     const on = this.parkedOn;
     if (on !== null) {
       on.abort(this);
-      this.resume(THROW, err);
+      this.resume(THROW_, err);
     } else if (this.pendingInterrupt === null) {
       this.pendingInterrupt = err;
     }

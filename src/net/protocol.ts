@@ -1,14 +1,23 @@
 import type { SocketApi } from '../backend/backend.js';
 import { CancelledError, describe, errnoError, socketStateError } from '../errors.js';
 import type { IoHandler, Loop } from '../loop.js';
-import { ERROR, HANGUP, READABLE, WRITABLE } from '../native.js';
+import { ERROR as ERROR_, HANGUP as HANGUP_, READABLE as READABLE_, WRITABLE as WRITABLE_ } from '../native.js';
 import { Instruction, type Operation } from '../operation.js';
 import { spawn } from '../primitives.js';
 import type { Runnable } from '../run-queue.js';
-import { NEXT, type Task } from '../task.js';
+import { NEXT as NEXT_, type Task } from '../task.js';
 import { peerOf } from './connection.js';
-import { EAGAIN } from './errno.js';
+import { EAGAIN as EAGAIN_ } from './errno.js';
 import { listen, type ListenOptions, type Server } from './server.js';
+
+// Local copies of imported constants (see connection.ts): folded into the optimized code, where an
+// imported binding is read through a cell and checked at every use.
+const ERROR = ERROR_;
+const HANGUP = HANGUP_;
+const READABLE = READABLE_;
+const WRITABLE = WRITABLE_;
+const NEXT = NEXT_;
+const EAGAIN = EAGAIN_;
 
 /**
  * asyncio's Protocol: callbacks for one connection, called from the loop's batch (never from
