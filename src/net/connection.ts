@@ -332,6 +332,9 @@ function closedError(): Error {
 }
 
 function checkRange(buf: Uint8Array, offset: number, length: number, what: string): void {
+  // The common case in a few instructions: both are integers from 0 to 2^32 - 1 (`>>> 0` leaves
+  // exactly those unchanged) and the range fits.
+  if (offset >>> 0 === offset && length >>> 0 === length && offset + length <= buf.length) return;
   if (!Number.isInteger(offset) || offset < 0 || offset > buf.length) throw new RangeError(`${what}(): offset ${offset} is outside the buffer`);
   if (!Number.isInteger(length) || length < 0 || offset + length > buf.length) throw new RangeError(`${what}(): length ${length} is outside the buffer`);
 }
@@ -363,9 +366,11 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
    * Otherwise (or on EAGAIN) the op yields itself and the driver starts it as any instruction.
    */
   override next(value?: unknown): IteratorResult<unknown, T> {
-    if (!this.yielded) {
+    // `=== false` rather than `!`: the field is always a boolean, and V8 compiles `!` on it to a
+    // full ToBoolean.
+    if (this.yielded === false) {
       const task = runningTask();
-      if (task !== null && task.socketBudget > 0 && !task.interrupted) {
+      if (task !== null && task.socketBudget > 0 && task.interrupted === false) {
         const r = this.attempt();
         if (r !== EAGAIN) {
           task.socketBudget--;

@@ -45,7 +45,7 @@ export abstract class ReusableOp<T> extends Instruction<T> {
   }
 
   override next(value?: unknown): IteratorResult<unknown, T> {
-    if (!this.yielded) {
+    if (this.yielded === false) {
       this.yielded = true;
       return yieldResult(this);
     }
