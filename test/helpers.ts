@@ -84,3 +84,29 @@ export function* parkedReaders<T>(
   server.close();
   return results;
 }
+
+/**
+ * Makes a server with `make` inside a scope, cancels the scope, then connects to the server's port:
+ * 'connected', or the connect error's code (ECONNREFUSED once the listening socket is closed).
+ */
+export function* connectAfterScopeCancelled(make: () => Operation<{ port: number }>): Operation<string> {
+  let port = 0;
+  const scope = yield* spawn(function* () {
+    port = (yield* make()).port;
+    yield* sleep(1e6);
+  });
+  yield* sleep(5);
+  scope.cancel();
+  try {
+    yield* scope;
+  } catch {
+    // cancelled
+  }
+  try {
+    const conn = yield* connect({ port });
+    conn.close();
+    return 'connected';
+  } catch (err) {
+    return String((err as NodeJS.ErrnoException).code);
+  }
+}

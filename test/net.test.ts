@@ -17,7 +17,7 @@ import {
 } from '../src/index.js';
 import { currentTask } from '../src/primitives.js';
 import type { Task } from '../src/task.js';
-import { BACKENDS, echo, openFds, parkedReaders, readAll, readExactly } from './helpers.js';
+import { BACKENDS, connectAfterScopeCancelled, echo, openFds, parkedReaders, readAll, readExactly } from './helpers.js';
 
 const HOST = '127.0.0.1';
 
@@ -314,28 +314,7 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
 
   it('closes the listening socket when the scope that made the server is cancelled', async () => {
     const baseline = openFds();
-    const outcome = await go(function* () {
-      let port = 0;
-      const scope = yield* spawn(function* () {
-        const server = yield* serve({ host: HOST, port: 0 }, echo);
-        port = server.port;
-        yield* sleep(1e6);
-      });
-      yield* sleep(5);
-      scope.cancel();
-      try {
-        yield* scope;
-      } catch {
-        // cancelled
-      }
-      try {
-        const conn = yield* connect({ port });
-        conn.close();
-        return 'connected';
-      } catch (err) {
-        return (err as NodeJS.ErrnoException).code;
-      }
-    });
+    const outcome = await go(() => connectAfterScopeCancelled(() => serve({ host: HOST, port: 0 }, echo)));
     expect(outcome).toBe('ECONNREFUSED');
     expect(openFds()).toBe(baseline);
   });

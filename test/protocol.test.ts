@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { connect, createServer, run, sleep, spawn, type Operation, type Protocol, type Transport } from '../src/index.js';
-import { BACKENDS, openFds, readAll } from './helpers.js';
+import { connect, createServer, run, sleep, type Operation, type Protocol, type Transport } from '../src/index.js';
+import { BACKENDS, connectAfterScopeCancelled, openFds, readAll } from './helpers.js';
 
 const HOST = '127.0.0.1';
 
@@ -208,28 +208,7 @@ describe.each(BACKENDS)('Protocol/Transport on the %s backend', (backend) => {
 
   it('closes the listening socket when the scope that made the server is cancelled', async () => {
     const baseline = openFds();
-    const outcome = await go(function* () {
-      let port = 0;
-      const scope = yield* spawn(function* () {
-        const server = yield* createServer(() => ({}), { host: HOST, port: 0 });
-        port = server.port;
-        yield* sleep(1e6);
-      });
-      yield* sleep(5);
-      scope.cancel();
-      try {
-        yield* scope;
-      } catch {
-        // cancelled
-      }
-      try {
-        const conn = yield* connect({ port });
-        conn.close();
-        return 'connected';
-      } catch (err) {
-        return (err as NodeJS.ErrnoException).code;
-      }
-    });
+    const outcome = await go(() => connectAfterScopeCancelled(() => createServer(() => ({}), { host: HOST, port: 0 })));
     expect(outcome).toBe('ECONNREFUSED');
     expect(openFds()).toBe(baseline);
   });
