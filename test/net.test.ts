@@ -21,6 +21,28 @@ import { BACKENDS, connectAfterScopeCancelled, echo, openFds, parkedReaders, rea
 
 const HOST = '127.0.0.1';
 
+/** A handler that replies 'ok', unless the first bytes are `word`: then it runs `fail` (which throws). */
+function failOn(word: string, fail: () => never): (conn: Connection) => Operation<void> {
+  return function* (conn) {
+    const first = yield* conn.read();
+    if (Buffer.from(first!).toString() === word) fail();
+    yield* conn.write('ok');
+  };
+}
+
+/** Sends `word` on one connection, then 'fine' on another; each reply is read to its end. */
+function* badThenGood(port: number, word: string): Operation<[bad: string, good: string]> {
+  const bad = yield* connect({ port });
+  yield* bad.write(word);
+  const badReply = yield* readAll(bad);
+  bad.close();
+  const good = yield* connect({ port });
+  yield* good.write('fine');
+  const goodReply = yield* readAll(good);
+  good.close();
+  return [badReply.toString(), goodReply.toString()];
+}
+
 describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
   const go = <T>(main: () => Operation<T>) => run(main, { backend });
 
@@ -200,22 +222,13 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     const replies = await go(function* () {
       const server = yield* serve(
         { host: HOST, port: 0, onError: (err) => errors.push((err as Error).message) },
-        function* (conn) {
-          const first = yield* conn.read();
-          if (Buffer.from(first!).toString() === 'boom') throw new Error('handler failed');
-          yield* conn.write('ok');
-        },
+        failOn('boom', () => {
+          throw new Error('handler failed');
+        }),
       );
-      const bad = yield* connect({ port: server.port });
-      yield* bad.write('boom');
-      const badReply = yield* readAll(bad);
-      bad.close();
-      const good = yield* connect({ port: server.port });
-      yield* good.write('fine');
-      const goodReply = yield* readAll(good);
-      good.close();
+      const replies = yield* badThenGood(server.port, 'boom');
       server.close();
-      return [badReply.toString(), goodReply.toString()];
+      return replies;
     });
     expect(replies).toEqual(['', 'ok']);
     expect(errors).toEqual(['handler failed']);
@@ -269,21 +282,15 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
   it('reports a handler that throws undefined, and keeps serving', async () => {
     const errors: unknown[] = [];
     const reply = await go(function* () {
-      const server = yield* serve({ host: HOST, port: 0, onError: (err) => errors.push(err) }, function* (conn) {
-        const first = yield* conn.read();
-        if (Buffer.from(first!).toString() === 'undefined') throw undefined;
-        yield* conn.write('ok');
-      });
-      const bad = yield* connect({ port: server.port });
-      yield* bad.write('undefined');
-      yield* readAll(bad);
-      bad.close();
-      const good = yield* connect({ port: server.port });
-      yield* good.write('fine');
-      const data = yield* readAll(good);
-      good.close();
+      const server = yield* serve(
+        { host: HOST, port: 0, onError: (err) => errors.push(err) },
+        failOn('undefined', () => {
+          throw undefined;
+        }),
+      );
+      const [, good] = yield* badThenGood(server.port, 'undefined');
       server.close();
-      return data.toString();
+      return good;
     });
     expect(reply).toBe('ok');
     expect(errors).toEqual([undefined]);
@@ -375,22 +382,13 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
               throw new Error('onError itself failed');
             },
           },
-          function* (conn) {
-            const first = yield* conn.read();
-            if (Buffer.from(first!).toString() === 'boom') throw new Error('handler failed');
-            yield* conn.write('ok');
-          },
+          failOn('boom', () => {
+            throw new Error('handler failed');
+          }),
         );
-        const bad = yield* connect({ port: server.port });
-        yield* bad.write('boom');
-        yield* readAll(bad);
-        bad.close();
-        const good = yield* connect({ port: server.port });
-        yield* good.write('fine');
-        const data = yield* readAll(good);
-        good.close();
+        const [, good] = yield* badThenGood(server.port, 'boom');
         server.close();
-        return data.toString();
+        return good;
       },
       { backend, onError: (err) => loopErrors.push(err) },
     );
