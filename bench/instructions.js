@@ -23,9 +23,9 @@
 // path's length, and 8,843-8,864 from this checkout's dist/ (as "this build" or through --dist):
 // about 1% that is where the build sits, not what it does.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildLoadClient } from './lib/load-client.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -107,15 +107,6 @@ async function countServer(seconds, mode, dist) {
   }
 }
 
-/** bench/echo/build/load_epoll, built as the echo suite builds it. */
-function buildLoadClient() {
-  const bin = path.join(here, 'echo/build/load_epoll');
-  if (existsSync(bin)) return bin;
-  mkdirSync(path.dirname(bin), { recursive: true });
-  const r = spawnSync(process.env.CC || 'cc', ['-O2', '-Wall', '-o', bin, path.join(here, 'echo/c/load_epoll.c')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`building load_epoll failed: ${r.stderr}`);
-  return bin;
-}
 
 const serverOnly = args.includes('--server');
 const loadClient = serverOnly ? buildLoadClient() : '';
