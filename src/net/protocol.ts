@@ -82,6 +82,11 @@ export class Transport implements IoHandler, Runnable {
   private headOffset = 0;
   private pendingBytes = 0;
   private readonly lowWaterMark: number;
+  /**
+   * Whether the protocol is a BufferedProtocol (it has getBuffer), decided once, as asyncio does
+   * when a transport takes its protocol.
+   */
+  private readonly buffered: boolean;
 
   /** @internal */
   constructor(
@@ -93,6 +98,7 @@ export class Transport implements IoHandler, Runnable {
     private readonly highWaterMark: number,
   ) {
     this.lowWaterMark = highWaterMark >> 2;
+    this.buffered = typeof (protocol as BufferedProtocol).getBuffer === 'function';
     const peer = peerOf(sockets, fd);
     this.remoteAddress = peer.address;
     this.remotePort = peer.port;
@@ -199,12 +205,14 @@ export class Transport implements IoHandler, Runnable {
     this.schedule();
   }
 
+  // The per-read calls (getBuffer, bufferUpdated, dataReceived) are named at their call sites:
+  // `call(name)` looks the method up by a variable key, a megamorphic load on every read.
   private readOnce(): void {
     const protocol = this.protocol;
     let buf: Uint8Array;
-    if ('getBuffer' in protocol) {
+    if (this.buffered) {
       try {
-        buf = protocol.getBuffer(READ_SIZE);
+        buf = (protocol as BufferedProtocol).getBuffer(READ_SIZE);
       } catch (err) {
         this.protocolFailed(err);
         return;
@@ -234,8 +242,17 @@ export class Transport implements IoHandler, Runnable {
     }
     // Short read: drained, unless the peer hung up in the same edge (then EOF is next).
     if (n < buf.length && !this.hungUp) this.readable = false;
-    if ('getBuffer' in protocol) this.call('bufferUpdated', n);
-    else this.call('dataReceived', buf.subarray(0, n));
+    try {
+      if (this.buffered) {
+        const updated = (protocol as BufferedProtocol).bufferUpdated;
+        if (typeof updated === 'function') updated.call(protocol, n);
+      } else {
+        const received = (protocol as Protocol).dataReceived;
+        if (typeof received === 'function') received.call(protocol, buf.subarray(0, n));
+      }
+    } catch (err) {
+      this.protocolFailed(err);
+    }
   }
 
   private flush(): void {
