@@ -121,6 +121,9 @@ describe('bench/echo/suite.js --smoke', () => {
       expect(r.result.connectFailures).toBe(0);
       expect(r.serverExit).toBe(0);
       expect(r.serverCpuSec).toBeGreaterThanOrEqual(0);
+      // Its user-space part, over the same window: never more than the whole.
+      expect(r.serverUserCpuSec).toBeGreaterThanOrEqual(0);
+      expect(r.serverUserCpuSec).toBeLessThanOrEqual(r.serverCpuSec);
       expect(r.serverRssPeakKiB).toBeGreaterThan(0);
     }
     const cell = results.summary['c100-64'];
@@ -177,6 +180,23 @@ describe('bench/echo/report.js goals', () => {
     expect(native.value).toBeCloseTo(0.95, 5);
     expect(native.pass).toBe(true);
     expect(native.text).toContain('rounds 0.90–0.99');
+    // No user-space reading (results from before the split): no split table, and no NaN.
+    const { renderMarkdown } = (await import(path.join(root, 'bench/echo/report.js'))) as { renderMarkdown: (results: unknown) => string };
+    const meta = {
+      mode: 'test', date: 'd', wallSec: 1, notes: [],
+      machine: { cpus: 2, model: 'm', kernel: 'k', node: 'n', loadavg: [0, 0, 0], clientCore: 1, serverCore: 0, taskset: true },
+      client: { label: 'c' }, config: { rounds: 4, warmup: 1, duration: 5 },
+    };
+    const scenarios = [{ id: 'c100-64', label: '100 conns × 64 B' }];
+    const servers = [{ id: 'c', label: 'C epoll (reference)' }, { id: 'native', label: 'coloop native (serve)' }];
+    expect(renderMarkdown({ ...results, ...meta, scenarios, servers })).not.toContain('Where the difference is');
+    // With one: the split per message, and the difference to C in each part.
+    for (const r of results.runs) if (r.result) Object.assign(r, { serverUserCpuSec: r.server === 'c' ? 0.1 : 0.4 });
+    const md = renderMarkdown({ ...results, ...meta, scenarios, servers });
+    expect(md).toContain('Where the difference is');
+    // C: 1 s over 500k messages (the median round) = 2 µs, 0.2 of it user; native: 1 s over 475k.
+    expect(md).toMatch(/\| 100 conns × 64 B \| 0\.20 \+ 1\.80 \| 0\.84 \(\+0\.64\) \+ 1\.26 \(−0\.54\) \|/);
+    expect(md).not.toMatch(/NaN|undefined/);
     // Just under the target: three decimals, so the ❌ does not sit beside "0.95×".
     results.runs[5] = run('native', 2, 94_900);
     const under = summarize(results).goals.find((g) => g.goal === goal.goal)!.measured.native!;

@@ -44,6 +44,9 @@ export function summarize(results) {
         },
         serverCpuSecPerMMsgs: median(ok.map((r) => (r.serverCpuSec != null ? (r.serverCpuSec / r.result.messages) * 1e6 : null))),
         serverCpuPct: median(ok.map((r) => (r.serverCpuSec != null ? (100 * r.serverCpuSec) / r.result.duration : null))),
+        // The same split into user space and kernel (results from before the split have no user).
+        serverUserSecPerMMsgs: median(ok.map((r) => (r.serverUserCpuSec != null ? (r.serverUserCpuSec / r.result.messages) * 1e6 : null))),
+        serverKernelSecPerMMsgs: median(ok.map((r) => (r.serverUserCpuSec != null && r.serverCpuSec != null ? ((r.serverCpuSec - r.serverUserCpuSec) / r.result.messages) * 1e6 : null))),
         rssPeakMiB: max(ok.map((r) => (r.serverRssPeakKiB != null ? r.serverRssPeakKiB / 1024 : null))),
         rssIdleMiB: median(ok.map((r) => (r.serverRssIdleKiB != null ? r.serverRssIdleKiB / 1024 : null))),
         anonPeakMiB: max(ok.map((r) => (r.serverAnonPeakKiB != null ? r.serverAnonPeakKiB / 1024 : null))),
@@ -184,6 +187,37 @@ function fmtUs(v) {
 const fx = (v, d = 2) => (v == null ? '–' : `${v.toFixed(d)}×`);
 const fn = (v, d = 1) => (v == null ? '–' : v.toFixed(d));
 
+/**
+ * Server CPU per message split into user space and kernel, for the C reference and coloop's goal
+ * servers, with the difference to C: which of the two a missed goal has to come out of.
+ */
+function splitTable(results, s, gs, names) {
+  const us = (v) => (v == null ? '–' : v.toFixed(2));
+  const diff = (v, c) => (v == null || c == null ? '' : ` (${v - c >= 0 ? '+' : '−'}${Math.abs(v - c).toFixed(2)})`);
+  const rows = [];
+  for (const sc of results.scenarios) {
+    const c = s[sc.id]?.c;
+    if (c?.serverUserSecPerMMsgs == null) continue;
+    const cells = gs.map((sv) => {
+      const x = s[sc.id][sv];
+      if (x?.serverUserSecPerMMsgs == null) return '–';
+      return `${us(x.serverUserSecPerMMsgs)}${diff(x.serverUserSecPerMMsgs, c.serverUserSecPerMMsgs)} + ${us(x.serverKernelSecPerMMsgs)}${diff(x.serverKernelSecPerMMsgs, c.serverKernelSecPerMMsgs)}`;
+    });
+    rows.push(`| ${sc.label} | ${us(c.serverUserSecPerMMsgs)} + ${us(c.serverKernelSecPerMMsgs)} | ${cells.join(' | ')} |`);
+  }
+  if (rows.length === 0) return [];
+  return [
+    '### Where the difference is: server CPU µs per message, user space + kernel',
+    '',
+    'Medians of the rounds (/proc/<pid>/stat utime and stime over the measured window); in brackets the difference to the C reference. ' +
+      'coloop\'s native servers make the system calls the C reference makes, one read and one write a message at depth 1 (`strace -c -f -p PID`), so the kernel\'s part is about the same for the three; what a server adds is mostly user space.',
+    '',
+    `| scenario | C epoll (reference) | ${gs.map((g) => names[g]).join(' | ')} |`,
+    `|---|---:|${gs.map(() => '---:').join('|')}|`,
+    ...rows,
+  ];
+}
+
 export function renderMarkdown(results) {
   const s = results.summary ?? summarize(results);
   const L = [];
@@ -216,18 +250,20 @@ export function renderMarkdown(results) {
       '"rounds": the lowest and highest of the per-round fractions (each round\'s msgs/s over the C reference\'s in the same round): how firm the verdict is; ' +
       'a goal whose rounds straddle its target is within this run\'s noise. The fraction itself is of the medians, so it can fall just outside its rounds\' range.');
     L.push('');
+    const split = splitTable(results, s, gs, names);
+    if (split.length) L.push(...split, '');
   }
   L.push('## Results');
   L.push('');
   L.push('msgs/s: median (min–max) of the rounds. × C / × node / × js: median over the C reference, node:net pipe, and coloop\'s pure-JS selector. ' +
-    'Latency: medians of each round\'s percentiles, µs, per message (send to full echo). Server CPU: utime+stime of the server process per million messages (/proc/<pid>/stat); ' +
+    'Latency: medians of each round\'s percentiles, µs, per message (send to full echo). Server CPU: utime+stime of the server process per million messages (/proc/<pid>/stat), in brackets its user-space part; ' +
     'RSS: peak (VmHWM), and in brackets the server\'s RSS once listening, before any connection (Node alone is ~40 MiB, ~34 of it pages of the node executable, shared by every node process); "private" in the RSS goal is the peak of RssAnon, the memory the server has to itself. Client CPU: share of the client\'s core; ⚠ marks ≥ ' + CLIENT_BOUND_PCT + '% (the client, not the server, may be the limit). Other load: how busy the server\'s core was beyond the server process (other tenants; ⚠ at ≥ ' + NOISY_PCT + '%: a noisy cell, to be re-run before drawing conclusions).');
   L.push('');
   for (const sc of results.scenarios) {
     const cells = s[sc.id];
     L.push(`### ${sc.label}`);
     L.push('');
-    L.push('| server | msgs/s (min–max) | MB/s | × C | × node | × js | p50 / p99 / p99.9 µs | server CPU s/M msgs | server CPU % | peak RSS MiB (idle) | client CPU % | other load on server core % |');
+    L.push('| server | msgs/s (min–max) | MB/s | × C | × node | × js | p50 / p99 / p99.9 µs | server CPU s/M msgs (user) | server CPU % | peak RSS MiB (idle) | client CPU % | other load on server core % |');
     L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const sv of results.servers) {
       const c = cells[sv.id];
@@ -240,7 +276,7 @@ export function renderMarkdown(results) {
       const err = c.errors || c.connectFailures ? ` (${c.errors} err, ${c.connectFailures} conn fail)` : '';
       const partial = c.ok < c.rounds ? ` [${c.ok}/${c.rounds} rounds]` : '';
       L.push(`| ${sv.label}${partial} | ${fmtRate(r.median)} (${fmtRate(r.min)}–${fmtRate(r.max)})${err} | ${fn(c.mbPerSec, 1)} | ${fx(c.fracC)} | ${fx(c.xNode)} | ${fx(c.xJs)} | ` +
-        `${fmtUs(c.latencyUs.p50)} / ${fmtUs(c.latencyUs.p99)} / ${fmtUs(c.latencyUs.p999)} | ${fn(c.serverCpuSecPerMMsgs, 2)} | ${fn(c.serverCpuPct, 0)} | ${fn(c.rssPeakMiB, 1)}${c.rssIdleMiB != null ? ` (${fn(c.rssIdleMiB, 1)})` : ''} | ` +
+        `${fmtUs(c.latencyUs.p50)} / ${fmtUs(c.latencyUs.p99)} / ${fmtUs(c.latencyUs.p999)} | ${fn(c.serverCpuSecPerMMsgs, 2)}${c.serverUserSecPerMMsgs != null ? ` (${fn(c.serverUserSecPerMMsgs, 2)})` : ''} | ${fn(c.serverCpuPct, 0)} | ${fn(c.rssPeakMiB, 1)}${c.rssIdleMiB != null ? ` (${fn(c.rssIdleMiB, 1)})` : ''} | ` +
         `${fn(c.clientCpuPct.median, 0)}${c.clientBound ? ' ⚠' : ''} | ${fn(c.serverCoreOtherPct, 0)}${c.noisy ? ' ⚠' : ''} |`);
     }
     L.push('');

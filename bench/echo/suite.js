@@ -241,11 +241,13 @@ function runClient(client, port, sc, duration) {
 
 // /proc readings of the server process.
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+/** [user + kernel, user] CPU seconds of a process so far, or null once it is gone. */
 function procCpuSec(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from #3 (state) on
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // #14 utime, #15 stime
+    const user = Number(fields[11]) / CLK_TCK; // #14 utime
+    return [user + Number(fields[12]) / CLK_TCK, user]; // #15 stime
   } catch {
     return null;
   }
@@ -485,7 +487,7 @@ async function runCell(def, sc, round, { client, duration, warmup }, prog) {
     let anonPeak = null;
     const sample = () => {
       const cpu = procCpuSec(srv.child.pid);
-      if (cpu !== null) samples.push([performance.now(), cpu]);
+      if (cpu !== null) samples.push([performance.now(), cpu[0], cpu[1]]);
       const anon = procMemKiB(srv.child.pid).anon;
       if (Number.isFinite(anon) && (anonPeak === null || anon > anonPeak)) anonPeak = anon;
     };
@@ -503,6 +505,9 @@ async function runCell(def, sc, round, { client, duration, warmup }, prog) {
     const mem = procMemKiB(srv.child.pid);
     rec.result = res;
     rec.serverCpuSec = cpuWindow(samples, res, duration);
+    // Its user-space part: the kernel's share (the TCP work of read and write) is about the same
+    // for every server, so the difference between two servers is mostly here.
+    rec.serverUserCpuSec = cpuWindow(samples, res, duration, 2);
     rec.serverRssPeakKiB = mem.hwm;
     rec.serverRssKiB = mem.rss;
     rec.serverAnonPeakKiB = anonPeak;
@@ -530,8 +535,11 @@ async function runCell(def, sc, round, { client, duration, warmup }, prog) {
 
 const WARMUP_CONNS = 1000;
 
-/** CPU seconds between `end - measured` and `end`, interpolated between samples; end: the last sample. */
-function cpuWindow(samples, res, duration) {
+/**
+ * CPU seconds between `end - measured` and `end`, interpolated between samples; end: the last
+ * sample. `k` picks the reading: 1 user + kernel, 2 user space only.
+ */
+function cpuWindow(samples, res, duration, k = 1) {
   if (samples.length < 2) return null;
   const measured = (res && Number(res.duration)) || duration;
   // The client prints its JSON right after measuring (the C client) or after a short drain (the
@@ -539,15 +547,17 @@ function cpuWindow(samples, res, duration) {
   const end = samples[samples.length - 1][0];
   const start = end - measured * 1000;
   const at = (t) => {
-    if (t <= samples[0][0]) return samples[0][1];
+    if (t <= samples[0][0]) return samples[0][k];
     for (let i = 1; i < samples.length; i++) {
-      const [t1, c1] = samples[i];
+      const t1 = samples[i][0];
+      const c1 = samples[i][k];
       if (t1 >= t) {
-        const [t0, c0] = samples[i - 1];
+        const t0 = samples[i - 1][0];
+        const c0 = samples[i - 1][k];
         return t1 === t0 ? c1 : c0 + ((c1 - c0) * (t - t0)) / (t1 - t0);
       }
     }
-    return samples[samples.length - 1][1];
+    return samples[samples.length - 1][k];
   };
   return Math.max(0, at(end) - at(start));
 }
