@@ -95,16 +95,13 @@ std::string ArgString(const Napi::CallbackInfo& info, size_t index, const char* 
   return value.As<Napi::String>().Utf8Value();
 }
 
-ByteRange ArgByteRange(const Napi::CallbackInfo& info, size_t buffer_index) {
-  Napi::Value value = info[buffer_index];
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowArgType(info.Env(), "buffer", "Uint8Array");
-  }
-  Napi::Uint8Array array = value.As<Napi::Uint8Array>();
-  // A detached array reports length 0, so only an empty range passes below.
-  size_t size = array.ByteLength();
-  double offset = ArgNumber(info, buffer_index + 1, "offset");
-  double length = ArgNumber(info, buffer_index + 2, "length");
+namespace {
+
+// [offset, offset + length) from info[first] and info[first + 1], checked to lie inside `size`
+// bytes at `data`.
+ByteRange ArgRangeIn(const Napi::CallbackInfo& info, size_t first, uint8_t* data, size_t size) {
+  double offset = ArgNumber(info, first, "offset");
+  double length = ArgNumber(info, first + 1, "length");
   if (std::trunc(offset) != offset || offset < 0 || offset > static_cast<double>(size)) {
     std::string requirement = "an integer >= 0 and <= " + std::to_string(size);
     ThrowArgRange(info.Env(), "offset", requirement.c_str(), offset);
@@ -115,9 +112,28 @@ ByteRange ArgByteRange(const Napi::CallbackInfo& info, size_t buffer_index) {
     ThrowArgRange(info.Env(), "length", requirement.c_str(), length);
   }
   static uint8_t empty;
-  uint8_t* data = array.Data();
   if (data == nullptr) data = &empty;
   return ByteRange{data + static_cast<size_t>(offset), static_cast<size_t>(length)};
+}
+
+}  // namespace
+
+ByteRange ArgByteRange(const Napi::CallbackInfo& info, size_t buffer_index) {
+  Napi::Value value = info[buffer_index];
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowArgType(info.Env(), "buffer", "Uint8Array");
+  }
+  Napi::Uint8Array array = value.As<Napi::Uint8Array>();
+  // A detached array reports length 0, so only an empty range passes below.
+  return ArgRangeIn(info, buffer_index + 1, array.Data(), array.ByteLength());
+}
+
+ByteRange ArgArrayBufferRange(const Napi::CallbackInfo& info, size_t buffer_index) {
+  Napi::Value value = info[buffer_index];
+  if (!value.IsArrayBuffer()) ThrowArgType(info.Env(), "buffer", "ArrayBuffer");
+  Napi::ArrayBuffer buffer = value.As<Napi::ArrayBuffer>();
+  // Detached: length 0. Resizable: its length now.
+  return ArgRangeIn(info, buffer_index + 1, static_cast<uint8_t*>(buffer.Data()), buffer.ByteLength());
 }
 
 }  // namespace coloop

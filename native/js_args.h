@@ -42,5 +42,7 @@ struct ByteRange {
   size_t length;
 };
 ByteRange ArgByteRange(const Napi::CallbackInfo& info, size_t buffer_index);
+// The same for an ArrayBuffer (not a SharedArrayBuffer) and a range of its bytes.
+ByteRange ArgArrayBufferRange(const Napi::CallbackInfo& info, size_t buffer_index);
 
 }  // namespace coloop

@@ -78,6 +78,15 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
                        "write");
 }
 
+// readBuffer: read with the bytes named as an ArrayBuffer and a range of it, rather than a
+// Uint8Array (see FastArrayBufferRange).
+Napi::Value ReadBuffer(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  ByteRange range = ArgArrayBufferRange(info, 1);
+  return HotPathResult(info.Env(), static_cast<double>(ReadSocket(fd, range.data, range.length)),
+                       "read");
+}
+
 // writev(fd, buffers, offset): buffers[0] from `offset`, then every other buffer whole, in one
 // system call. At most kMaxBuffers: a transport's flush gathers that many per call; the iovec
 // array lives on the stack, so nothing is allocated.
@@ -212,6 +221,25 @@ inline bool FastByteRange(napi_env env, const napi_value* argv, size_t index, By
   return true;
 }
 
+// argv[index] is an ArrayBuffer and argv[index + 1], argv[index + 2] an offset and a length inside
+// it. Measured with callgrind (bench/instructions.js): napi_get_typedarray_info costs ~250
+// instructions (it tests the array's type one kind at a time and materializes its buffer handle),
+// napi_get_arraybuffer_info ~70. JS keeps the ArrayBuffer of the view it reads into
+// (src/net/byte-io.ts), so it pays for `.buffer` once per buffer, not per call.
+inline bool FastArrayBufferRange(napi_env env, const napi_value* argv, size_t index, ByteRange* out) {
+  size_t size;
+  void* data;
+  // A detached buffer has no data and length 0: only an empty range passes.
+  if (napi_get_arraybuffer_info(env, argv[index], &data, &size) != napi_ok) return false;
+  double offset, length;
+  if (!FastInteger(env, argv[index + 1], 0, static_cast<double>(size), &offset)) return false;
+  if (!FastInteger(env, argv[index + 2], 0, static_cast<double>(size) - offset, &length)) return false;
+  static uint8_t empty;
+  uint8_t* bytes = data == nullptr ? &empty : static_cast<uint8_t*>(data);
+  *out = ByteRange{bytes + static_cast<size_t>(offset), static_cast<size_t>(length)};
+  return true;
+}
+
 // A hot-path result: the number, or null for EBADF/ENOTSOCK (a caller's bug), which the caller
 // then throws with ThrowResult.
 inline napi_value FastResult(napi_env env, double result) {
@@ -249,6 +277,21 @@ napi_value FastByteRangeCall(napi_env env, napi_callback_info info, const char* 
   return value != nullptr ? value : ThrowResult(env, result, syscall);
 }
 
+template <ssize_t (*Io)(int, uint8_t*, size_t), Napi::Value (*CheckedFn)(const Napi::CallbackInfo&)>
+napi_value FastArrayBufferCall(napi_env env, napi_callback_info info, const char* syscall) {
+  size_t argc = kMaxFastArgs;
+  napi_value argv[kMaxFastArgs];
+  int fd;
+  ByteRange range;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 4 ||
+      !FastFd(env, argv[0], &fd) || !FastArrayBufferRange(env, argv, 1, &range)) {
+    return Checked(env, info, CheckedFn);
+  }
+  double result = static_cast<double>(Io(fd, range.data, range.length));
+  napi_value value = FastResult(env, result);
+  return value != nullptr ? value : ThrowResult(env, result, syscall);
+}
+
 ssize_t ReadInto(int fd, uint8_t* data, size_t length) { return ReadSocket(fd, data, length); }
 ssize_t WriteFrom(int fd, uint8_t* data, size_t length) { return WriteSocket(fd, data, length); }
 
@@ -258,6 +301,10 @@ napi_value FastRead(napi_env env, napi_callback_info info) {
 
 napi_value FastWrite(napi_env env, napi_callback_info info) {
   return FastByteRangeCall<WriteFrom, Write>(env, info, "write");
+}
+
+napi_value FastReadBuffer(napi_env env, napi_callback_info info) {
+  return FastArrayBufferCall<ReadInto, ReadBuffer>(env, info, "read");
 }
 
 napi_value FastAccept(napi_env env, napi_callback_info info) {
@@ -326,6 +373,7 @@ void ExportSocketFunctions(Napi::Env env, Napi::Object exports) {
   SetFunction(env, exports, "read", FastRead);
   SetFunction(env, exports, "write", FastWrite);
   SetFunction(env, exports, "writev", FastWriteVector);
+  SetFunction(env, exports, "readBuffer", FastReadBuffer);
   exports.Set("shutdown", Napi::Function::New<Shutdown>(env, "shutdown"));
   exports.Set("close", Napi::Function::New<Close>(env, "close"));
   exports.Set("socketError", Napi::Function::New<GetSocketError>(env, "socketError"));

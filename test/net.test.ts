@@ -728,6 +728,29 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect(got).toBe([...plan].map((c, i) => `${c}${i}..`).join(''));
   });
 
+  it('writes from views over a SharedArrayBuffer and an ArrayBuffer in turn, byte-exact', async () => {
+    // A view over a SharedArrayBuffer and one over an ArrayBuffer, alternately, each at an offset.
+    const got = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const client = yield* connect({ port: server.port });
+      const conn = yield* server.accept();
+      const shared = new Uint8Array(new SharedArrayBuffer(32), 7, 6);
+      const plain = new Uint8Array(32).subarray(9, 15);
+      for (let i = 0; i < 6; i++) {
+        const view = i % 3 === 1 ? plain : shared;
+        view.set(Buffer.from(`${i % 3 === 1 ? 'p' : 's'}${i}:...`));
+        yield* client.write(view, 1, 4);
+      }
+      let out = '';
+      while (out.length < 24) out += Buffer.from((yield* conn.read(64))!).toString();
+      client.close();
+      conn.close();
+      server.close();
+      return out;
+    });
+    expect(got).toBe('0:..1:..2:..3:..4:..5:..');
+  });
+
   it('loses no bytes when a reader parked in readInto is cancelled before they arrive', async () => {
     const got = await go(function* () {
       const server = yield* serve({ host: HOST, port: 0 }, echo);

@@ -99,6 +99,38 @@ describe.each(BACKENDS)('Protocol/Transport on the %s backend', (backend) => {
     expect(reply).toBe('buffered protocol, small buffer');
   });
 
+  it('reads into and writes from views at offsets and over a SharedArrayBuffer, byte-exact', async () => {
+    // The transport keeps the last buffer's ArrayBuffer and offset (src/net/byte-io.ts): each read
+    // and write must still land in, and send from, the view it is given now.
+    const reply = await go(function* () {
+      const plain = new Uint8Array(64);
+      const views = [plain.subarray(5, 9), new Uint8Array(new SharedArrayBuffer(16), 3, 4), plain.subarray(40, 44), plain];
+      let i = 0;
+      let current = views[0]!;
+      const server = yield* createServer(
+        () => {
+          let t!: Transport;
+          return {
+            connectionMade: (transport: Transport) => (t = transport),
+            getBuffer: () => (current = views[i++ % views.length]!),
+            bufferUpdated: (n: number) => t.write(current, 0, n),
+          };
+        },
+        { host: HOST, port: 0 },
+      );
+      const conn = yield* connect({ port: server.port });
+      let out = '';
+      for (let k = 0; k < 12; k++) {
+        yield* conn.write(`m${k}:`.padEnd(4, '.'));
+        out += Buffer.from((yield* conn.read(64))!).toString();
+      }
+      conn.close();
+      server.close();
+      return out;
+    });
+    expect(reply).toBe(Array.from({ length: 12 }, (_, k) => `m${k}:`.padEnd(4, '.')).join(''));
+  });
+
   it('buffers writes the kernel cannot take and signals pauseWriting/resumeWriting', async () => {
     const events: string[] = [];
     const size = 16 * 1024 * 1024;

@@ -57,7 +57,8 @@ describe.each(addons)('garbage arguments (%s)', (_name, n: NativeBinding) => {
       undefined, null, true, false, '', '0', '127.0.0.1', '::1', '0.0.0.0', 'localhost', '1.2.3.4.5',
       Symbol('s'), 1n, {}, [], [1, 2], () => {}, new Date(0), Buffer.alloc(0), Buffer.alloc(8),
       new Uint8Array(32).subarray(5, 9), new Uint16Array(4), new Int32Array(0), new Int32Array(8),
-      new Float64Array(2), new DataView(new ArrayBuffer(8)), new ArrayBuffer(8), detachedUint8Array(),
+      new Float64Array(2), new DataView(new ArrayBuffer(8)), new ArrayBuffer(8), new SharedArrayBuffer(8), detachedUint8Array(),
+      detachedUint8Array().buffer,
       detachedInt32Array(), { valueOf: () => 3 },
     ];
     const anyValue = (): unknown => (random() < 0.5 ? pick(numbers) : pick(others()));
@@ -133,6 +134,7 @@ describe.each(addons)('garbage arguments (%s)', (_name, n: NativeBinding) => {
       ['accept', () => own(Reflect.apply(n.accept, null, args(fdValue)))],
       ['read', () => Reflect.apply(n.read, null, args(fdValue, anyValue, anyValue, anyValue))],
       ['write', () => Reflect.apply(n.write, null, args(fdValue, anyValue, anyValue, anyValue))],
+      ['readBuffer', () => Reflect.apply(n.readBuffer!, null, args(fdValue, anyValue, anyValue, anyValue))],
       ['writev', () => {
         const buffers = () => (random() < 0.3 ? anyValue() : Array.from({ length: Math.floor(random() * 70) }, anyValue));
         return Reflect.apply(n.writev, null, args(fdValue, buffers, anyValue));

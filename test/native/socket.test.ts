@@ -152,4 +152,48 @@ describe('native sockets', () => {
     expect(() => n.listen('127.0.0.1', 65536, 1, false)).toThrow(RangeError);
     expect(() => n.listen('127.0.0.1', 0, 1, 'yes' as unknown as boolean)).toThrow(TypeError);
   });
+
+  it('readBuffer reads into an ArrayBuffer at an absolute range of it', async () => {
+    const s = await socketPair();
+    try {
+      const data = Buffer.from('hello, coloop');
+      expect(n.write(s.client, data, 0, data.length)).toBe(13);
+      const into = new ArrayBuffer(32);
+      let got = n.readBuffer!(s.server, into, 5, 27);
+      for (let i = 0; got === EAGAIN && i < 100; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        got = n.readBuffer!(s.server, into, 5, 27);
+      }
+      expect(got).toBe(13);
+      expect(Buffer.from(into, 5, 13).toString()).toBe('hello, coloop');
+      // Nothing outside the range was touched.
+      expect(new Uint8Array(into, 0, 5).every((b) => b === 0)).toBe(true);
+      expect(new Uint8Array(into, 18).every((b) => b === 0)).toBe(true);
+      expect(n.readBuffer!(s.server, into, 0, 32)).toBe(EAGAIN);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('readBuffer takes only an ArrayBuffer, and only a range inside it as it is now', () => {
+    const f = n.readBuffer!;
+    const memory = new ArrayBuffer(8);
+    expect(() => f(2 ** 30, new Uint8Array(8) as unknown as ArrayBuffer, 0, 1)).toThrow(TypeError);
+    expect(() => f(2 ** 30, new SharedArrayBuffer(8) as unknown as ArrayBuffer, 0, 1)).toThrow(TypeError);
+    expect(() => f(2 ** 30, memory, 9, 0)).toThrow(RangeError);
+    expect(() => f(2 ** 30, memory, 4, 5)).toThrow(RangeError);
+    expect(() => f(2 ** 30, memory, 1.5, 1)).toThrow(RangeError);
+    expect(() => f(-1, memory, 0, 1)).toThrow(RangeError);
+    // Detached: no bytes at all.
+    const gone = new ArrayBuffer(8);
+    structuredClone(gone, { transfer: [gone] });
+    expect(() => f(2 ** 30, gone, 0, 1)).toThrow(RangeError);
+    // Resizable, shrunk since: its length now bounds the range.
+    const resizable = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void })(16, { maxByteLength: 16 });
+    resizable.resize(4);
+    expect(() => f(2 ** 30, resizable, 0, 8)).toThrow(RangeError);
+    const fd = n.listen('127.0.0.1', 0, 1, false);
+    n.close(fd);
+    expect(() => f(fd, memory, 0, 4)).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'read' }));
+  });
 });
