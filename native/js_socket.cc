@@ -78,13 +78,20 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
                        "write");
 }
 
-// readBuffer: read with the bytes named as an ArrayBuffer and a range of it, rather than a
-// Uint8Array (see FastArrayBufferRange).
+// readBuffer / writeBuffer: read and write with the bytes named as an ArrayBuffer and a range of
+// it, rather than a Uint8Array (see FastArrayBufferRange).
 Napi::Value ReadBuffer(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
   ByteRange range = ArgArrayBufferRange(info, 1);
   return HotPathResult(info.Env(), static_cast<double>(ReadSocket(fd, range.data, range.length)),
                        "read");
+}
+
+Napi::Value WriteBuffer(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  ByteRange range = ArgArrayBufferRange(info, 1);
+  return HotPathResult(info.Env(), static_cast<double>(WriteSocket(fd, range.data, range.length)),
+                       "write");
 }
 
 // writev(fd, buffers, offset): buffers[0] from `offset`, then every other buffer whole, in one
@@ -224,8 +231,9 @@ inline bool FastByteRange(napi_env env, const napi_value* argv, size_t index, By
 // argv[index] is an ArrayBuffer and argv[index + 1], argv[index + 2] an offset and a length inside
 // it. Measured with callgrind (bench/instructions.js): napi_get_typedarray_info costs ~250
 // instructions (it tests the array's type one kind at a time and materializes its buffer handle),
-// napi_get_arraybuffer_info ~70. JS keeps the ArrayBuffer of the view it reads into
-// (src/net/byte-io.ts), so it pays for `.buffer` once per buffer, not per call.
+// napi_get_arraybuffer_info ~70. JS keeps the ArrayBuffer of the view it last read into, and
+// uses these for reads into it and writes from it (src/net/byte-io.ts): it pays for `.buffer`
+// once per buffer, not per call.
 inline bool FastArrayBufferRange(napi_env env, const napi_value* argv, size_t index, ByteRange* out) {
   size_t size;
   void* data;
@@ -307,6 +315,10 @@ napi_value FastReadBuffer(napi_env env, napi_callback_info info) {
   return FastArrayBufferCall<ReadInto, ReadBuffer>(env, info, "read");
 }
 
+napi_value FastWriteBuffer(napi_env env, napi_callback_info info) {
+  return FastArrayBufferCall<WriteFrom, WriteBuffer>(env, info, "write");
+}
+
 napi_value FastAccept(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -374,6 +386,7 @@ void ExportSocketFunctions(Napi::Env env, Napi::Object exports) {
   SetFunction(env, exports, "write", FastWrite);
   SetFunction(env, exports, "writev", FastWriteVector);
   SetFunction(env, exports, "readBuffer", FastReadBuffer);
+  SetFunction(env, exports, "writeBuffer", FastWriteBuffer);
   exports.Set("shutdown", Napi::Function::New<Shutdown>(env, "shutdown"));
   exports.Set("close", Napi::Function::New<Close>(env, "close"));
   exports.Set("socketError", Napi::Function::New<GetSocketError>(env, "socketError"));

@@ -751,6 +751,35 @@ describe.each(BACKENDS)('TCP on the %s backend', (backend) => {
     expect(got).toBe('0:..1:..2:..3:..4:..5:..');
   });
 
+  it('writes back from the view it read into, and from one it no longer reads into, byte-exact', async () => {
+    // A write from the buffer a connection last read into names its ArrayBuffer to the addon
+    // (src/net/byte-io.ts): it must add the view's own offset and the write's, and a write from
+    // a view the connection read into before must not be taken for the current one.
+    const got = await go(function* () {
+      const server = yield* serve({ host: HOST, port: 0 }, function* (conn) {
+        const memory = new Uint8Array(64);
+        const a = memory.subarray(5, 21);
+        const b = memory.subarray(30, 46);
+        let n = yield* conn.readInto(a);
+        yield* conn.write(a, 1, n - 1); // "a0:456789" -> "0:456789"
+        n = yield* conn.readInto(b);
+        yield* conn.write(a, 0, 2); // a, read into before: "a0"
+        yield* conn.write(b, 2, n - 2); // "b1:xyz" -> ":xyz"
+        yield* conn.write(new Uint8Array(memory.buffer, 30, 2)); // b's first bytes through another view: "b1"
+      });
+      const conn = yield* connect({ port: server.port });
+      yield* conn.write('a0:456789');
+      yield* sleep(5);
+      yield* conn.write('b1:xyz');
+      let out = '';
+      while (out.length < 16) out += Buffer.from((yield* conn.read(64))!).toString();
+      conn.close();
+      server.close();
+      return out;
+    });
+    expect(got).toBe('0:456789a0:xyzb1');
+  });
+
   it('loses no bytes when a reader parked in readInto is cancelled before they arrive', async () => {
     const got = await go(function* () {
       const server = yield* serve({ host: HOST, port: 0 }, echo);

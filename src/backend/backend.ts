@@ -31,10 +31,12 @@ export interface SocketApi {
   /** Bytes taken from buf[offset, offset + length) (never 0 for length > 0), or a negative errno. */
   write(fd: number, buf: Uint8Array, offset: number, length: number): number;
   /**
-   * Native only: `read` with the bytes named as an ArrayBuffer (not a SharedArrayBuffer) and a range
-   * of it; cheaper for the addon to check than a Uint8Array (src/net/byte-io.ts).
+   * Native only: `read` and `write` with the bytes named as an ArrayBuffer (not a
+   * SharedArrayBuffer) and a range of it; cheaper for the addon to check than a Uint8Array
+   * (src/net/byte-io.ts).
    */
   readBuffer?(fd: number, buffer: ArrayBuffer, offset: number, length: number): number;
+  writeBuffer?(fd: number, buffer: ArrayBuffer, offset: number, length: number): number;
   /**
    * Gathers buffers[0] from `offset`, then every other buffer whole (at most 64), into one write.
    * Bytes taken (possibly fewer than all), or a negative errno.

@@ -6,6 +6,7 @@ import { ERROR as ERROR_, HANGUP as HANGUP_, READABLE as READABLE_, WRITABLE as 
 import type { Operation } from '../operation.js';
 import { done } from '../operation.js';
 import { NEXT as NEXT_, runningTask, THROW as THROW_, type Task } from '../task.js';
+import { KnownBuffer } from './byte-io.js';
 import { EAGAIN as EAGAIN_ } from './errno.js';
 import { ReusableOp } from './reusable-op.js';
 
@@ -100,6 +101,8 @@ export class Connection implements IoHandler {
   private aheadOffset = 0;
   /** Bytes read ahead when no reader was left to take them; the next reads are served from here. */
   private stashed: Uint8Array | null = null;
+  /** @internal The buffer reads go into, known to the addon by its ArrayBuffer (see KnownBuffer). */
+  readonly known: KnownBuffer;
 
   /** @internal Use `connect()` or `Server.accept()`. */
   constructor(
@@ -111,6 +114,7 @@ export class Connection implements IoHandler {
   ) {
     this.writable = !connecting;
     this.ahead = loop.backend.readAhead;
+    this.known = new KnownBuffer(sockets);
     try {
       this.token = loop.register(fd, this);
     } catch (err) {
@@ -229,7 +233,7 @@ export class Connection implements IoHandler {
   tryRead(buf: Uint8Array, offset: number, length: number): number {
     if (this.stashed !== null) return this.unstash(buf, offset, length);
     if (!this.readable) return EAGAIN;
-    const n = this.sockets.read(this.fd, buf, offset, length);
+    const n = this.known.read(this.fd, buf, offset, length);
     this.noteRead(n, length);
     return n;
   }
@@ -291,7 +295,7 @@ export class Connection implements IoHandler {
   /** @internal One write attempt: bytes taken, or EAGAIN. */
   tryWrite(buf: Uint8Array, offset: number, length: number): number {
     if (!this.writable) return EAGAIN;
-    const n = this.sockets.write(this.fd, buf, offset, length);
+    const n = this.known.write(this.fd, buf, offset, length);
     if (n === EAGAIN || (n >= 0 && n < length)) this.writable = false;
     return n;
   }
@@ -515,7 +519,7 @@ class ReadOp extends SocketOp<Uint8Array | null | number> {
     this.claim('read');
     if (buf !== this.lastBuf) {
       this.lastBuf = buf;
-      this.lastShared = buf.buffer === SHARED;
+      this.lastShared = this.conn.known.know(buf) === SHARED;
     }
     const shared = this.lastShared;
     // A view of the memory past sharedBuffer (LANDING) would let this read overwrite bytes

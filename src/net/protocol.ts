@@ -7,7 +7,7 @@ import { spawn } from '../primitives.js';
 import type { Runnable } from '../run-queue.js';
 import { NEXT as NEXT_, type Task } from '../task.js';
 import { peerOf } from './connection.js';
-import { BufferReader } from './byte-io.js';
+import { KnownBuffer } from './byte-io.js';
 import { EAGAIN as EAGAIN_ } from './errno.js';
 import { listen, type ListenOptions, type Server } from './server.js';
 
@@ -88,8 +88,8 @@ export class Transport implements IoHandler, Runnable {
    * when a transport takes its protocol.
    */
   private readonly buffered: boolean;
-  /** Reads name the buffer to the addon by its ArrayBuffer (see BufferReader). */
-  private readonly reader: BufferReader;
+  /** The buffer reads go into, known to the addon by its ArrayBuffer (see KnownBuffer). */
+  private readonly io: KnownBuffer;
 
   /** @internal */
   constructor(
@@ -102,7 +102,7 @@ export class Transport implements IoHandler, Runnable {
   ) {
     this.lowWaterMark = highWaterMark >> 2;
     this.buffered = typeof (protocol as BufferedProtocol).getBuffer === 'function';
-    this.reader = new BufferReader(sockets);
+    this.io = new KnownBuffer(sockets);
     const peer = peerOf(sockets, fd);
     this.remoteAddress = peer.address;
     this.remotePort = peer.port;
@@ -133,7 +133,7 @@ export class Transport implements IoHandler, Runnable {
     if (end === offset) return;
     if (this.pendingBytes === 0 && this.writable) {
       while (offset < end) {
-        const n = this.sockets.write(this.fd, bytes, offset, end - offset);
+        const n = this.io.write(this.fd, bytes, offset, end - offset);
         if (n === EAGAIN) {
           this.writable = false;
           break;
@@ -228,7 +228,7 @@ export class Transport implements IoHandler, Runnable {
     } else {
       buf = readBuffer;
     }
-    const n = this.reader.read(this.fd, buf, 0, buf.length);
+    const n = this.io.read(this.fd, buf, 0, buf.length);
     if (n === EAGAIN) {
       this.readable = false;
       return;
@@ -317,7 +317,7 @@ export class Transport implements IoHandler, Runnable {
     this.closed = true;
     this.pending = [];
     this.pendingBytes = 0;
-    this.reader.forget();
+    this.io.forget();
     this.loop.unregister(this.fd, this.token);
     this.sockets.close(this.fd);
     this.owner.transportClosed(this);

@@ -135,6 +135,7 @@ describe.each(addons)('garbage arguments (%s)', (_name, n: NativeBinding) => {
       ['read', () => Reflect.apply(n.read, null, args(fdValue, anyValue, anyValue, anyValue))],
       ['write', () => Reflect.apply(n.write, null, args(fdValue, anyValue, anyValue, anyValue))],
       ['readBuffer', () => Reflect.apply(n.readBuffer!, null, args(fdValue, anyValue, anyValue, anyValue))],
+      ['writeBuffer', () => Reflect.apply(n.writeBuffer!, null, args(fdValue, anyValue, anyValue, anyValue))],
       ['writev', () => {
         const buffers = () => (random() < 0.3 ? anyValue() : Array.from({ length: Math.floor(random() * 70) }, anyValue));
         return Reflect.apply(n.writev, null, args(fdValue, buffers, anyValue));

@@ -153,11 +153,12 @@ describe('native sockets', () => {
     expect(() => n.listen('127.0.0.1', 0, 1, 'yes' as unknown as boolean)).toThrow(TypeError);
   });
 
-  it('readBuffer reads into an ArrayBuffer at an absolute range of it', async () => {
+  it('readBuffer and writeBuffer move bytes named by an ArrayBuffer and an absolute range of it', async () => {
     const s = await socketPair();
     try {
-      const data = Buffer.from('hello, coloop');
-      expect(n.write(s.client, data, 0, data.length)).toBe(13);
+      const memory = new ArrayBuffer(64);
+      new Uint8Array(memory).set(Buffer.from('..hello, coloop..'));
+      expect(n.writeBuffer!(s.client, memory, 2, 13)).toBe(13);
       const into = new ArrayBuffer(32);
       let got = n.readBuffer!(s.server, into, 5, 27);
       for (let i = 0; got === EAGAIN && i < 100; i++) {
@@ -175,8 +176,8 @@ describe('native sockets', () => {
     }
   });
 
-  it('readBuffer takes only an ArrayBuffer, and only a range inside it as it is now', () => {
-    const f = n.readBuffer!;
+  it.each(['readBuffer', 'writeBuffer'] as const)('%s takes only an ArrayBuffer, and only a range inside it as it is now', (name) => {
+    const f = n[name]!;
     const memory = new ArrayBuffer(8);
     expect(() => f(2 ** 30, new Uint8Array(8) as unknown as ArrayBuffer, 0, 1)).toThrow(TypeError);
     expect(() => f(2 ** 30, new SharedArrayBuffer(8) as unknown as ArrayBuffer, 0, 1)).toThrow(TypeError);
@@ -194,6 +195,6 @@ describe('native sockets', () => {
     expect(() => f(2 ** 30, resizable, 0, 8)).toThrow(RangeError);
     const fd = n.listen('127.0.0.1', 0, 1, false);
     n.close(fd);
-    expect(() => f(fd, memory, 0, 4)).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'read' }));
+    expect(() => f(fd, memory, 0, 4)).toThrow(expect.objectContaining({ code: 'EBADF', syscall: name === 'readBuffer' ? 'read' : 'write' }));
   });
 });
