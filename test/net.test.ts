@@ -1059,3 +1059,47 @@ describe.each(BACKENDS.filter((b) => b === 'native'))('reads at resume on the %s
     expect(got).toEqual(['kept', 'XXXX', 'next']);
   });
 });
+
+describe.each(BACKENDS.filter((b) => b === 'native'))('a buffer detached under a waiting operation on the %s backend', (backend) => {
+  const go = <T>(main: () => Operation<T>) => run(main, { backend });
+
+  it('fails that write with the RangeError, and the loop and the connection go on', async () => {
+    const outcome = await go(function* () {
+      const server = yield* listen({ host: HOST, port: 0 });
+      const client = yield* connect({ port: server.port });
+      const conn = yield* server.accept();
+      // More than the kernel's buffers take while nobody reads: the write waits for an edge.
+      const big = new Uint8Array(64 * 1024 * 1024);
+      const writer = yield* spawn(() => conn.write(big));
+      yield* sleep(20);
+      expect(writer.state).toBe('pending');
+      structuredClone(big.buffer, { transfer: [big.buffer] });
+      // The client reads: the writer's socket turns writable, and its retry meets no buffer.
+      let drained = 0;
+      const reader = yield* spawn(function* () {
+        const into = new Uint8Array(1 << 20);
+        for (;;) {
+          const n = yield* client.readInto(into);
+          if (n === 0) return;
+          drained += n;
+        }
+      });
+      let error: unknown;
+      try {
+        yield* writer;
+      } catch (err) {
+        error = err;
+      }
+      // The connection is still usable: a later write goes through and is read.
+      yield* conn.write('after');
+      conn.end();
+      yield* reader;
+      client.close();
+      conn.close();
+      server.close();
+      return { error, drained };
+    });
+    expect(outcome.error).toBeInstanceOf(RangeError);
+    expect(outcome.drained).toBeGreaterThan(0);
+  });
+});

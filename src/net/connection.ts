@@ -375,7 +375,7 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
     if (this.yielded === false) {
       const task = runningTask();
       if (task !== null && task.socketBudget > 0 && task.interrupted === false) {
-        const r = this.attempt();
+        const r = this.tryAttempt();
         if (r !== EAGAIN) {
           task.socketBudget--;
           this.iterating = false;
@@ -409,7 +409,7 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
   ready(): void {
     const task = this.task;
     if (task === null) return;
-    const r = this.attempt();
+    const r = this.tryAttempt();
     if (r === EAGAIN) return;
     this.task = null;
     this.settle(task, r);
@@ -447,7 +447,7 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
       task.resumeValue = closedError();
       return true;
     }
-    const r = this.attempt();
+    const r = this.tryAttempt();
     if (r === EAGAIN) {
       this.park(task);
       return false;
@@ -476,6 +476,20 @@ abstract class SocketOp<T> extends ReusableOp<T> implements TimerWaiter {
 
   /** Tries the system call; EAGAIN, or a result for `outcome`. */
   protected abstract attempt(): number;
+
+  /**
+   * attempt(), with anything it throws made the op's outcome (THREW, the error in `value`) rather
+   * than thrown into whoever called: on an edge that is the loop's dispatch. The addon throws for
+   * a buffer that is no longer there (detached or shrunk while the op waited).
+   */
+  private tryAttempt(): number {
+    try {
+      return this.attempt();
+    } catch (err) {
+      this.value = err;
+      return THREW;
+    }
+  }
   /** Turns a result into the task's resume value (in `value`); returns the resume mode. */
   protected abstract outcome(r: number): typeof NEXT | typeof THROW;
   protected value: unknown = undefined;
@@ -634,7 +648,7 @@ class ReadOp extends SocketOp<Uint8Array | null | number> {
     // Settled: an ask still out (the op was woken by a read of its own) is withdrawn.
     this.conn.dropAhead();
     if (r < 0) {
-      this.value = errnoError(r, 'read');
+      if (r !== THREW) this.value = errnoError(r, 'read');
       return THROW;
     }
     if (this.shared) this.lastSharedRead = r;
@@ -681,7 +695,7 @@ class WriteOp extends SocketOp<void> {
   protected outcome(r: number): typeof NEXT | typeof THROW {
     this.buf = EMPTY;
     if (r < 0) {
-      this.value = errnoError(r, 'write');
+      if (r !== THREW) this.value = errnoError(r, 'write');
       return THROW;
     }
     this.value = undefined;
@@ -712,12 +726,14 @@ class ConnectOp extends SocketOp<void> {
   }
 
   protected outcome(r: number): typeof NEXT | typeof THROW {
-    this.value = r < 0 ? errnoError(r, 'connect', this.host, this.port) : undefined;
+    if (r !== THREW) this.value = r < 0 ? errnoError(r, 'connect', this.host, this.port) : undefined;
     return r < 0 ? THROW : NEXT;
   }
 }
 
 const EMPTY = new Uint8Array(0);
+/** An attempt's result when it threw (SocketOp.tryAttempt): below every negative errno. */
+const THREW = -0x7fffffff;
 
 let scratch = new Uint8Array(DEFAULT_READ_SIZE);
 
