@@ -7,7 +7,7 @@ import { spawn } from '../primitives.js';
 import type { Runnable } from '../run-queue.js';
 import { NEXT as NEXT_, type Task } from '../task.js';
 import { peerOf } from './connection.js';
-import { KnownBuffer } from './byte-io.js';
+import { nameable } from './byte-io.js';
 import { EAGAIN as EAGAIN_ } from './errno.js';
 import { listen, type ListenOptions, type Server } from './server.js';
 
@@ -88,8 +88,13 @@ export class Transport implements IoHandler, Runnable {
    * when a transport takes its protocol.
    */
   private readonly buffered: boolean;
-  /** The buffer reads go into, known to the addon by its ArrayBuffer (see KnownBuffer). */
-  private readonly io: KnownBuffer;
+  /**
+   * The buffer last read into, its ArrayBuffer if the addon can be handed it, and its offset:
+   * reads into it and writes from it name the ArrayBuffer (see byte-io.ts).
+   */
+  private readView: Uint8Array | null = null;
+  private readMemory: ArrayBuffer | null = null;
+  private readAt = 0;
 
   /** @internal */
   constructor(
@@ -102,7 +107,6 @@ export class Transport implements IoHandler, Runnable {
   ) {
     this.lowWaterMark = highWaterMark >> 2;
     this.buffered = typeof (protocol as BufferedProtocol).getBuffer === 'function';
-    this.io = new KnownBuffer(sockets);
     const peer = peerOf(sockets, fd);
     this.remoteAddress = peer.address;
     this.remotePort = peer.port;
@@ -133,7 +137,11 @@ export class Transport implements IoHandler, Runnable {
     if (end === offset) return;
     if (this.pendingBytes === 0 && this.writable) {
       while (offset < end) {
-        const n = this.io.write(this.fd, bytes, offset, end - offset);
+        const memory = this.readMemory;
+        const n =
+          bytes === this.readView && memory !== null
+            ? this.sockets.writeBuffer!(this.fd, memory, this.readAt + offset, end - offset)
+            : this.sockets.write(this.fd, bytes, offset, end - offset);
         if (n === EAGAIN) {
           this.writable = false;
           break;
@@ -228,7 +236,13 @@ export class Transport implements IoHandler, Runnable {
     } else {
       buf = readBuffer;
     }
-    const n = this.io.read(this.fd, buf, 0, buf.length);
+    if (buf !== this.readView) {
+      this.readView = buf;
+      this.readMemory = nameable(this.sockets, buf.buffer);
+      this.readAt = buf.byteOffset;
+    }
+    const memory = this.readMemory;
+    const n = memory !== null ? this.sockets.readBuffer!(this.fd, memory, this.readAt, buf.length) : this.sockets.read(this.fd, buf, 0, buf.length);
     if (n === EAGAIN) {
       this.readable = false;
       return;
@@ -317,7 +331,8 @@ export class Transport implements IoHandler, Runnable {
     this.closed = true;
     this.pending = [];
     this.pendingBytes = 0;
-    this.io.forget();
+    this.readView = null;
+    this.readMemory = null;
     this.loop.unregister(this.fd, this.token);
     this.sockets.close(this.fd);
     this.owner.transportClosed(this);
