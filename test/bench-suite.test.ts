@@ -204,3 +204,35 @@ describe('bench/echo/report.js goals', () => {
     expect(under.text).toMatch(/^0\.949× /);
   });
 });
+
+describe('bench/echo/report.js against a baseline build', () => {
+  it('pairs each round of a server with its -base twin and reports the median ratio of CPU per message', async () => {
+    const { baselineRatios } = (await import(path.join(root, 'bench/echo/report.js'))) as {
+      baselineRatios: (results: unknown) => Array<{ server: { id: string }; cpu: { median: number; min: number; max: number; n: number }; user: { median: number } | null }>;
+    };
+    const run = (server: string, round: number, cpuSec: number, userSec: number, error?: string) => ({
+      server,
+      scenario: 'c100-64',
+      round,
+      ...(error ? { error } : { result: { messages: 1000 }, serverCpuSec: cpuSec, serverUserCpuSec: userSec }),
+    });
+    const rows = baselineRatios({
+      scenarios: [{ id: 'c100-64', label: '100 conns × 64 B' }],
+      servers: [{ id: 'native' }, { id: 'native-base' }, { id: 'c' }],
+      runs: [
+        run('native', 0, 0.9, 0.2), run('native-base', 0, 1.0, 0.25), // 0.9, user 0.8
+        run('native', 1, 1.8, 0.4), run('native-base', 1, 2.0, 0.4), // a slow round for both: still 0.9, user 1
+        run('native', 2, 1.1, 0.3), run('native-base', 2, 1.0, 0.25), // 1.1, user 1.2
+        run('native', 3, 1.0, 0.2), run('native-base', 3, 0, 0, 'server died'), // no pair: left out
+        run('c', 0, 1, 0.1),
+      ],
+    });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.server.id).toBe('native');
+    expect(rows[0]!.cpu.n).toBe(3);
+    expect(rows[0]!.cpu.median).toBeCloseTo(0.9, 10);
+    expect(rows[0]!.cpu.min).toBeCloseTo(0.9, 10);
+    expect(rows[0]!.cpu.max).toBeCloseTo(1.1, 10);
+    expect(rows[0]!.user!.median).toBeCloseTo(1, 10);
+  });
+});

@@ -218,6 +218,49 @@ function splitTable(results, s, gs, names) {
   ];
 }
 
+/**
+ * With --baseline: this build's native servers against the same servers from the other build, as
+ * the median of per-round ratios (each round's pair ran back to back), server CPU per message and
+ * its user-space part: the A/B of a driver change, from the run itself.
+ */
+export function baselineRatios(results) {
+  const out = [];
+  const perMsg = (r, k) => (r?.result?.messages > 0 && r[k] != null ? r[k] / r.result.messages : null);
+  for (const sc of results.scenarios) {
+    for (const sv of results.servers) {
+      const base = `${sv.id}-base`;
+      if (!results.servers.some((x) => x.id === base)) continue;
+      const cpu = [];
+      const user = [];
+      for (const r of results.runs) {
+        if (r.scenario !== sc.id || r.server !== sv.id || r.error) continue;
+        const b = results.runs.find((x) => x.scenario === sc.id && x.server === base && x.round === r.round && !x.error);
+        const [a1, b1] = [perMsg(r, 'serverCpuSec'), perMsg(b, 'serverCpuSec')];
+        if (a1 != null && b1) cpu.push(a1 / b1);
+        const [a2, b2] = [perMsg(r, 'serverUserCpuSec'), perMsg(b, 'serverUserCpuSec')];
+        if (a2 != null && b2) user.push(a2 / b2);
+      }
+      if (cpu.length) out.push({ scenario: sc, server: sv, cpu: { median: median(cpu), min: min(cpu), max: max(cpu), n: cpu.length }, user: user.length ? { median: median(user), min: min(user), max: max(user) } : null });
+    }
+  }
+  return out;
+}
+
+function baselineTable(results) {
+  const rows = baselineRatios(results);
+  if (rows.length === 0) return [];
+  const f = (x) => (x == null ? '–' : `${x.median.toFixed(3)} (${x.min.toFixed(3)}–${x.max.toFixed(3)})`);
+  return [
+    '## This build against the baseline',
+    '',
+    'Median (min–max) over the rounds of this build\'s server CPU per message over the baseline build\'s in the same round; below 1 is less CPU. User space: the same for utime alone.',
+    '',
+    '| scenario | server | CPU per message | user space per message | rounds |',
+    '|---|---|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.scenario.label} | ${r.server.label} | ${f(r.cpu)} | ${f(r.user)} | ${r.cpu.n} |`),
+  ];
+}
+
 export function renderMarkdown(results) {
   const s = results.summary ?? summarize(results);
   const L = [];
@@ -281,6 +324,8 @@ export function renderMarkdown(results) {
     }
     L.push('');
   }
+  const pairs = baselineTable(results);
+  if (pairs.length) L.push(...pairs, '');
   const fails = [];
   for (const sc of results.scenarios) for (const sv of results.servers) for (const f of s[sc.id][sv.id]?.failures ?? []) fails.push(`${sv.id} / ${sc.id} ${f.split('\n')[0]}`);
   if (results.notes.length || fails.length) {
