@@ -268,31 +268,18 @@ napi_value ThrowResult(napi_env env, double result, const char* syscall) {
   return nullptr;
 }
 
-// read(fd, buffer, offset, length) and write(...): the same arguments, one system call apart.
-// Templated so that the call inlines (no function pointer on the hot path).
-template <ssize_t (*Io)(int, uint8_t*, size_t), Napi::Value (*CheckedFn)(const Napi::CallbackInfo&)>
+// read(fd, buffer, offset, length) and write(...): the same arguments, one system call apart;
+// readBuffer/writeBuffer the same with an ArrayBuffer for the buffer (`Range` tells them apart).
+// Templated so that the calls inline (no function pointer on the hot path).
+template <bool (*Range)(napi_env, const napi_value*, size_t, ByteRange*), ssize_t (*Io)(int, uint8_t*, size_t),
+          Napi::Value (*CheckedFn)(const Napi::CallbackInfo&)>
 napi_value FastByteRangeCall(napi_env env, napi_callback_info info, const char* syscall) {
   size_t argc = kMaxFastArgs;
   napi_value argv[kMaxFastArgs];
   int fd;
   ByteRange range;
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 4 ||
-      !FastFd(env, argv[0], &fd) || !FastByteRange(env, argv, 1, &range)) {
-    return Checked(env, info, CheckedFn);
-  }
-  double result = static_cast<double>(Io(fd, range.data, range.length));
-  napi_value value = FastResult(env, result);
-  return value != nullptr ? value : ThrowResult(env, result, syscall);
-}
-
-template <ssize_t (*Io)(int, uint8_t*, size_t), Napi::Value (*CheckedFn)(const Napi::CallbackInfo&)>
-napi_value FastArrayBufferCall(napi_env env, napi_callback_info info, const char* syscall) {
-  size_t argc = kMaxFastArgs;
-  napi_value argv[kMaxFastArgs];
-  int fd;
-  ByteRange range;
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 4 ||
-      !FastFd(env, argv[0], &fd) || !FastArrayBufferRange(env, argv, 1, &range)) {
+      !FastFd(env, argv[0], &fd) || !Range(env, argv, 1, &range)) {
     return Checked(env, info, CheckedFn);
   }
   double result = static_cast<double>(Io(fd, range.data, range.length));
@@ -304,19 +291,19 @@ ssize_t ReadInto(int fd, uint8_t* data, size_t length) { return ReadSocket(fd, d
 ssize_t WriteFrom(int fd, uint8_t* data, size_t length) { return WriteSocket(fd, data, length); }
 
 napi_value FastRead(napi_env env, napi_callback_info info) {
-  return FastByteRangeCall<ReadInto, Read>(env, info, "read");
+  return FastByteRangeCall<FastByteRange, ReadInto, Read>(env, info, "read");
 }
 
 napi_value FastWrite(napi_env env, napi_callback_info info) {
-  return FastByteRangeCall<WriteFrom, Write>(env, info, "write");
+  return FastByteRangeCall<FastByteRange, WriteFrom, Write>(env, info, "write");
 }
 
 napi_value FastReadBuffer(napi_env env, napi_callback_info info) {
-  return FastArrayBufferCall<ReadInto, ReadBuffer>(env, info, "read");
+  return FastByteRangeCall<FastArrayBufferRange, ReadInto, ReadBuffer>(env, info, "read");
 }
 
 napi_value FastWriteBuffer(napi_env env, napi_callback_info info) {
-  return FastArrayBufferCall<WriteFrom, WriteBuffer>(env, info, "write");
+  return FastByteRangeCall<FastArrayBufferRange, WriteFrom, WriteBuffer>(env, info, "write");
 }
 
 napi_value FastAccept(napi_env env, napi_callback_info info) {
