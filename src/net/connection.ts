@@ -533,9 +533,8 @@ class ReadOp extends SocketOp<Uint8Array | null | number> {
   /**
    * The last buffer read into and whether it is a view of sharedBuffer's memory: `.buffer` is a
    * call into V8's C++ (JSTypedArray::GetBuffer, 0.26% of the server's CPU at 8 in flight), and a
-   * reader nearly always reads into the same buffer as last time.
+   * reader nearly always reads into the same buffer as last time. @internal
    */
-  /** @internal */
   lastBuf: Uint8Array = EMPTY;
   private lastShared = false;
   /** @internal lastBuf's ArrayBuffer if the addon can be handed it (see byte-io.ts), and its offset. */
