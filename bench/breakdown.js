@@ -11,11 +11,12 @@
 // Prints per message: instructions by part of the process, the top functions by their own
 // instructions, and, for the addon's entry points and Node-API's, calls per message and
 // instructions per call including what they call. ~1 minute per mode; needs valgrind.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startListening } from './lib/listening-server.mjs';
 import { buildLoadClient } from './lib/load-client.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -53,26 +54,10 @@ async function measure(mode, dir) {
     '--random-seed=42', '--hash-seed=42', '--no-concurrent-recompilation', '--perf-basic-prof', cli, 'serve', '--port', '0'];
   if (mode === 'proto') serverArgs.push('--protocol');
   const [cmd, argv] = pinned(0, serverArgs);
-  const server = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  server.stdout.on('data', (d) => (out += d));
-  server.stderr.on('data', (d) => (err += d));
-  const exited = new Promise((resolve) => server.on('exit', resolve));
+  const { server, port, exited } = await startListening(cmd, argv, { timeoutMs: 120_000 });
   // valgrind runs node itself (no exec), so the server's pid is the one callgrind and perf use.
   const pid = server.pid;
   try {
-    const port = await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the server did not listen within 120 s: ${err.slice(-300)}`)), 120_000);
-      server.stdout.on('data', () => {
-        const m = /listening on [^\s]+:(\d+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-      server.on('exit', () => reject(new Error(`the server exited: ${err.slice(-300)}`)));
-    });
     load(port, warmup);
     const control = (flag) => {
       const r = spawnSync('callgrind_control', [flag, String(pid)], { encoding: 'utf8' });

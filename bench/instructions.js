@@ -22,9 +22,10 @@
 // /tmp/b/dist). Identical code counted 8,753-8,775 per round trip from such copies, whatever their
 // path's length, and 8,843-8,864 from this checkout's dist/ (as "this build" or through --dist):
 // about 1% that is where the build sits, not what it does.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startListening } from './lib/listening-server.mjs';
 import { buildLoadClient } from './lib/load-client.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -76,31 +77,15 @@ async function countServer(seconds, mode, dist) {
   const cli = path.join(dist ?? path.join(here, '../dist'), 'cli.js');
   const args = ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, ...NODE_FLAGS, cli, 'serve', '--port', '0'];
   if (mode === 'proto') args.push('--protocol');
-  const server = spawn('valgrind', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  server.stdout.on('data', (d) => (out += d));
-  server.stderr.on('data', (d) => (err += d));
-  const exited = new Promise((resolve) => server.on('exit', resolve));
+  const { server, port, stderr, exited } = await startListening('valgrind', args, { env });
   try {
-    const port = await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the server did not listen within 60 s: ${err.slice(-300)}`)), 60_000);
-      server.stdout.on('data', () => {
-        const m = /listening on [^\s]+:(\d+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-      server.on('exit', () => reject(new Error(`the server exited: ${err.slice(-300)}`)));
-    });
     const load = spawnSync(loadClient, ['--host', '127.0.0.1', '--port', String(port), '--conns', '100', '--size', String(size), '--pipeline', String(pipeline), '--duration', String(seconds), '--json'], { encoding: 'utf8', timeout: (seconds + 60) * 1000 });
     if (load.status !== 0) throw new Error(`load_epoll failed: ${load.stderr}`);
     const messages = JSON.parse(load.stdout).messages;
     server.kill('SIGINT');
     await exited;
-    const m = /Collected : (\d+)/.exec(err);
-    if (!m) throw new Error(`valgrind run failed (${mode}): ${err.slice(-500)}`);
+    const m = /Collected : (\d+)/.exec(stderr());
+    if (!m) throw new Error(`valgrind run failed (${mode}): ${stderr().slice(-500)}`);
     return [Number(m[1]), messages];
   } finally {
     if (server.exitCode === null) server.kill('SIGKILL');
