@@ -64,35 +64,22 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
   return HotPathResult(info.Env(), AcceptTcp(fd), "accept");
 }
 
-Napi::Value Read(const Napi::CallbackInfo& info) {
+ssize_t ReadInto(int fd, uint8_t* data, size_t length) { return ReadSocket(fd, data, length); }
+ssize_t WriteFrom(int fd, uint8_t* data, size_t length) { return WriteSocket(fd, data, length); }
+
+// The checked read/write (Uint8Array) and readBuffer/writeBuffer (ArrayBuffer: see
+// FastArrayBufferRange): one system call on a range of bytes that `Range` checks.
+template <ByteRange (*Range)(const Napi::CallbackInfo&, size_t), ssize_t (*Io)(int, uint8_t*, size_t), bool kWrite>
+Napi::Value ByteRangeCall(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
-  ByteRange range = ArgByteRange(info, 1);
-  return HotPathResult(info.Env(), static_cast<double>(ReadSocket(fd, range.data, range.length)),
-                       "read");
+  ByteRange range = Range(info, 1);
+  return HotPathResult(info.Env(), static_cast<double>(Io(fd, range.data, range.length)), kWrite ? "write" : "read");
 }
 
-Napi::Value Write(const Napi::CallbackInfo& info) {
-  int fd = ArgFd(info, 0);
-  ByteRange range = ArgByteRange(info, 1);
-  return HotPathResult(info.Env(), static_cast<double>(WriteSocket(fd, range.data, range.length)),
-                       "write");
-}
-
-// readBuffer / writeBuffer: read and write with the bytes named as an ArrayBuffer and a range of
-// it, rather than a Uint8Array (see FastArrayBufferRange).
-Napi::Value ReadBuffer(const Napi::CallbackInfo& info) {
-  int fd = ArgFd(info, 0);
-  ByteRange range = ArgArrayBufferRange(info, 1);
-  return HotPathResult(info.Env(), static_cast<double>(ReadSocket(fd, range.data, range.length)),
-                       "read");
-}
-
-Napi::Value WriteBuffer(const Napi::CallbackInfo& info) {
-  int fd = ArgFd(info, 0);
-  ByteRange range = ArgArrayBufferRange(info, 1);
-  return HotPathResult(info.Env(), static_cast<double>(WriteSocket(fd, range.data, range.length)),
-                       "write");
-}
+constexpr auto Read = ByteRangeCall<ArgByteRange, ReadInto, false>;
+constexpr auto Write = ByteRangeCall<ArgByteRange, WriteFrom, true>;
+constexpr auto ReadBuffer = ByteRangeCall<ArgArrayBufferRange, ReadInto, false>;
+constexpr auto WriteBuffer = ByteRangeCall<ArgArrayBufferRange, WriteFrom, true>;
 
 // writev(fd, buffers, offset): buffers[0] from `offset`, then every other buffer whole, in one
 // system call. At most kMaxBuffers: a transport's flush gathers that many per call; the iovec
@@ -286,9 +273,6 @@ napi_value FastByteRangeCall(napi_env env, napi_callback_info info, const char* 
   napi_value value = FastResult(env, result);
   return value != nullptr ? value : ThrowResult(env, result, syscall);
 }
-
-ssize_t ReadInto(int fd, uint8_t* data, size_t length) { return ReadSocket(fd, data, length); }
-ssize_t WriteFrom(int fd, uint8_t* data, size_t length) { return WriteSocket(fd, data, length); }
 
 napi_value FastRead(napi_env env, napi_callback_info info) {
   return FastByteRangeCall<FastByteRange, ReadInto, Read>(env, info, "read");
