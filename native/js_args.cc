@@ -95,6 +95,21 @@ std::string ArgString(const Napi::CallbackInfo& info, size_t index, const char* 
   return value.As<Napi::String>().Utf8Value();
 }
 
+ByteRange RangeIn(Napi::Env env, double offset, double length, uint8_t* data, size_t size) {
+  if (std::trunc(offset) != offset || offset < 0 || offset > static_cast<double>(size)) {
+    std::string requirement = "an integer >= 0 and <= " + std::to_string(size);
+    ThrowArgRange(env, "offset", requirement.c_str(), offset);
+  }
+  double room = static_cast<double>(size) - offset;
+  if (std::trunc(length) != length || length < 0 || length > room) {
+    std::string requirement = "an integer >= 0 and <= " + Describe(room);
+    ThrowArgRange(env, "length", requirement.c_str(), length);
+  }
+  static uint8_t empty;
+  if (data == nullptr) data = &empty;
+  return ByteRange{data + static_cast<size_t>(offset), static_cast<size_t>(length)};
+}
+
 namespace {
 
 // [offset, offset + length) from info[first] and info[first + 1], checked to lie inside `size`
@@ -102,18 +117,7 @@ namespace {
 ByteRange ArgRangeIn(const Napi::CallbackInfo& info, size_t first, uint8_t* data, size_t size) {
   double offset = ArgNumber(info, first, "offset");
   double length = ArgNumber(info, first + 1, "length");
-  if (std::trunc(offset) != offset || offset < 0 || offset > static_cast<double>(size)) {
-    std::string requirement = "an integer >= 0 and <= " + std::to_string(size);
-    ThrowArgRange(info.Env(), "offset", requirement.c_str(), offset);
-  }
-  double room = static_cast<double>(size) - offset;
-  if (std::trunc(length) != length || length < 0 || length > room) {
-    std::string requirement = "an integer >= 0 and <= " + Describe(room);
-    ThrowArgRange(info.Env(), "length", requirement.c_str(), length);
-  }
-  static uint8_t empty;
-  if (data == nullptr) data = &empty;
-  return ByteRange{data + static_cast<size_t>(offset), static_cast<size_t>(length)};
+  return RangeIn(info.Env(), offset, length, data, size);
 }
 
 }  // namespace
@@ -131,9 +135,25 @@ ByteRange ArgByteRange(const Napi::CallbackInfo& info, size_t buffer_index) {
 ByteRange ArgArrayBufferRange(const Napi::CallbackInfo& info, size_t buffer_index) {
   Napi::Value value = info[buffer_index];
   if (!value.IsArrayBuffer()) ThrowArgType(info.Env(), "buffer", "ArrayBuffer");
+  double offset = ArgNumber(info, buffer_index + 1, "offset");
+  double length = ArgNumber(info, buffer_index + 2, "length");
+  return ArrayBufferRange(info.Env(), value, offset, length);
+}
+
+ByteRange ArrayBufferRange(Napi::Env env, Napi::Value value, double offset, double length) {
+  // Checked first, as when they come as arguments: the buffer before its range.
+  if (!value.IsArrayBuffer()) ThrowArgType(env, "buffer", "ArrayBuffer");
   Napi::ArrayBuffer buffer = value.As<Napi::ArrayBuffer>();
   // Detached: length 0. Resizable: its length now.
-  return ArgRangeIn(info, buffer_index + 1, static_cast<uint8_t*>(buffer.Data()), buffer.ByteLength());
+  return RangeIn(env, offset, length, static_cast<uint8_t*>(buffer.Data()), buffer.ByteLength());
+}
+
+int CheckFd(Napi::Env env, double fd) {
+  if (std::trunc(fd) != fd || fd < 0 || fd > INT32_MAX) {
+    std::string requirement = "an integer >= 0 and <= " + std::to_string(INT32_MAX);
+    ThrowArgRange(env, "fd", requirement.c_str(), fd);
+  }
+  return static_cast<int>(fd);
 }
 
 }  // namespace coloop

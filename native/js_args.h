@@ -44,5 +44,10 @@ struct ByteRange {
 ByteRange ArgByteRange(const Napi::CallbackInfo& info, size_t buffer_index);
 // The same for an ArrayBuffer (not a SharedArrayBuffer) and a range of its bytes.
 ByteRange ArgArrayBufferRange(const Napi::CallbackInfo& info, size_t buffer_index);
+// The same checks on values that did not come as arguments (the argument block of js_socket.cc):
+// an ArrayBuffer and a range of it, a range of `size` bytes at `data`, a file descriptor.
+ByteRange ArrayBufferRange(Napi::Env env, Napi::Value buffer, double offset, double length);
+ByteRange RangeIn(Napi::Env env, double offset, double length, uint8_t* data, size_t size);
+int CheckFd(Napi::Env env, double fd);
 
 }  // namespace coloop

@@ -290,6 +290,91 @@ napi_value FastWriteBuffer(napi_env env, napi_callback_info info) {
   return FastByteRangeCall<FastArrayBufferRange, WriteFrom, WriteBuffer>(env, info, "write");
 }
 
+// ---------------------------------------------------------------------------------------------
+// readBlock/writeBlock(buffer): readBuffer/writeBuffer with the fd, offset and length passed in
+// the argument block `ioBlock`, a Float64Array [fd, offset, length, result], and the result (bytes
+// or a negative errno) written to its slot 3 instead of returned. One argument instead of four:
+// per call that saves three napi_get_value_double (~47 instructions each) and the result's
+// napi_create_double and number object (~90), for three stores and a load in JS.
+//
+// The block's memory belongs to the addon, not to V8 (an external ArrayBuffer, freed when the
+// environment is torn down): whatever JS does to the ArrayBuffer (detach it, drop it), the
+// pointer the functions hold stays valid. Where the runtime refuses external buffers, the addon
+// exports no block and JS uses readBuffer/writeBuffer.
+constexpr size_t kBlockSlots = 4;
+
+// The checked path: the same TypeError/RangeError/EBADF as readBuffer/writeBuffer's, or the call
+// made when everything is in order after all.
+template <ssize_t (*Io)(int, uint8_t*, size_t)>
+napi_value CheckedBlockCall(napi_env env, napi_value buffer, double* block, const char* syscall) {
+  try {
+    Napi::Env checked(env);
+    Napi::Value value(env, buffer);
+    if (!value.IsArrayBuffer()) ThrowArgType(checked, "buffer", "ArrayBuffer");
+    int fd = CheckFd(checked, block[0]);
+    ByteRange range = ArrayBufferRange(checked, value, block[1], block[2]);
+    double result = static_cast<double>(Io(fd, range.data, range.length));
+    block[3] = result;
+    HotPathResult(checked, result, syscall);
+  } catch (const Napi::Error& error) {
+    error.ThrowAsJavaScriptException();
+  }
+  return nullptr;
+}
+
+inline bool BlockInteger(double value, double max) {
+  return value >= 0 && value <= max && std::trunc(value) == value;
+}
+
+template <ssize_t (*Io)(int, uint8_t*, size_t)>
+napi_value BlockCall(napi_env env, napi_callback_info info, const char* syscall) {
+  size_t argc = 1;
+  napi_value buffer;
+  void* data;
+  if (napi_get_cb_info(env, info, &argc, &buffer, nullptr, &data) != napi_ok) return nullptr;
+  auto* block = static_cast<double*>(data);
+  void* bytes;
+  size_t size;
+  double fd = block[0], offset = block[1], length = block[2];
+  if (argc < 1 || napi_get_arraybuffer_info(env, buffer, &bytes, &size) != napi_ok || !BlockInteger(fd, INT32_MAX) ||
+      !BlockInteger(offset, static_cast<double>(size)) || !BlockInteger(length, static_cast<double>(size) - offset)) {
+    return CheckedBlockCall<Io>(env, buffer, block, syscall);
+  }
+  static uint8_t empty;
+  uint8_t* start = bytes == nullptr ? &empty : static_cast<uint8_t*>(bytes) + static_cast<size_t>(offset);
+  double result = static_cast<double>(Io(static_cast<int>(fd), start, static_cast<size_t>(length)));
+  block[3] = result;
+  return result == -EBADF || result == -ENOTSOCK ? ThrowResult(env, result, syscall) : nullptr;
+}
+
+napi_value BlockRead(napi_env env, napi_callback_info info) { return BlockCall<ReadInto>(env, info, "read"); }
+napi_value BlockWrite(napi_env env, napi_callback_info info) { return BlockCall<WriteFrom>(env, info, "write"); }
+
+// Exports ioBlock, readBlock and writeBlock, or nothing where external buffers are refused.
+void ExportBlockFunctions(Napi::Env env, Napi::Object exports) {
+  auto* block = new double[kBlockSlots]();
+  napi_value memory;
+  // The finalizer frees nothing: the functions below still hold the pointer. The environment's
+  // cleanup hook does, once nothing can call them any more.
+  if (napi_create_external_arraybuffer(env, block, kBlockSlots * sizeof(double), [](napi_env, void*, void*) {},
+                                       nullptr, &memory) != napi_ok) {
+    delete[] block;
+    // A refusal leaves no exception pending, but clear one to be sure the module still loads.
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+    return;
+  }
+  NAPI_THROW_IF_FAILED_VOID(env, napi_add_env_cleanup_hook(env, [](void* p) { delete[] static_cast<double*>(p); }, block));
+  napi_value view;
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_typedarray(env, napi_float64_array, kBlockSlots, memory, 0, &view));
+  exports.Set("ioBlock", Napi::Value(env, view));
+  napi_value read, write;
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "readBlock", NAPI_AUTO_LENGTH, BlockRead, block, &read));
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, "writeBlock", NAPI_AUTO_LENGTH, BlockWrite, block, &write));
+  exports.Set("readBlock", Napi::Value(env, read));
+  exports.Set("writeBlock", Napi::Value(env, write));
+}
+
 napi_value FastAccept(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -358,6 +443,7 @@ void ExportSocketFunctions(Napi::Env env, Napi::Object exports) {
   SetFunction(env, exports, "writev", FastWriteVector);
   SetFunction(env, exports, "readBuffer", FastReadBuffer);
   SetFunction(env, exports, "writeBuffer", FastWriteBuffer);
+  ExportBlockFunctions(env, exports);
   exports.Set("shutdown", Napi::Function::New<Shutdown>(env, "shutdown"));
   exports.Set("close", Napi::Function::New<Close>(env, "close"));
   exports.Set("socketError", Napi::Function::New<GetSocketError>(env, "socketError"));

@@ -136,6 +136,16 @@ describe.each(addons)('garbage arguments (%s)', (_name, n: NativeBinding) => {
       ['write', () => Reflect.apply(n.write, null, args(fdValue, anyValue, anyValue, anyValue))],
       ['readBuffer', () => Reflect.apply(n.readBuffer!, null, args(fdValue, anyValue, anyValue, anyValue))],
       ['writeBuffer', () => Reflect.apply(n.writeBuffer!, null, args(fdValue, anyValue, anyValue, anyValue))],
+      // The argument block: anything in its slots, anything as the buffer.
+      ...(['readBlock', 'writeBlock'] as const).map((name): [string, () => unknown] => [name, () => {
+        const block = n.ioBlock!;
+        const slots = [fdValue, anyValue, anyValue];
+        for (let i = 0; i < 3; i++) {
+          const value = slots[i]!();
+          block[i] = typeof value === 'number' ? value : NaN;
+        }
+        return Reflect.apply(n[name]!, null, args(anyValue));
+      }]),
       ['writev', () => {
         const buffers = () => (random() < 0.3 ? anyValue() : Array.from({ length: Math.floor(random() * 70) }, anyValue));
         return Reflect.apply(n.writev, null, args(fdValue, buffers, anyValue));

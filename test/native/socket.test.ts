@@ -153,48 +153,94 @@ describe('native sockets', () => {
     expect(() => n.listen('127.0.0.1', 0, 1, 'yes' as unknown as boolean)).toThrow(TypeError);
   });
 
-  it('readBuffer and writeBuffer move bytes named by an ArrayBuffer and an absolute range of it', async () => {
+  /**
+   * readBuffer/writeBuffer as arguments, and through the argument block (readBlock/writeBlock: the
+   * numbers in ioBlock, the result in its slot 3), which must behave exactly alike.
+   */
+  const blockForm = (name: 'readBlock' | 'writeBlock') => (fd: number, buffer: ArrayBuffer, offset: number, length: number): number => {
+    const block = n.ioBlock!;
+    block[0] = fd;
+    block[1] = offset;
+    block[2] = length;
+    block[3] = 12345;
+    expect(n[name]!(buffer)).toBeUndefined();
+    return block[3]!;
+  };
+  const forms = [
+    ['arguments', n.readBuffer!, n.writeBuffer!],
+    ['the argument block', blockForm('readBlock'), blockForm('writeBlock')],
+  ] as const;
+
+  it.each(forms)('readBuffer and writeBuffer (%s) move bytes named by an ArrayBuffer and an absolute range of it', async (_, readBuffer, writeBuffer) => {
     const s = await socketPair();
     try {
       const memory = new ArrayBuffer(64);
       new Uint8Array(memory).set(Buffer.from('..hello, coloop..'));
-      expect(n.writeBuffer!(s.client, memory, 2, 13)).toBe(13);
+      expect(writeBuffer(s.client, memory, 2, 13)).toBe(13);
       const into = new ArrayBuffer(32);
-      let got = n.readBuffer!(s.server, into, 5, 27);
+      let got = readBuffer(s.server, into, 5, 27);
       for (let i = 0; got === EAGAIN && i < 100; i++) {
         await new Promise((resolve) => setTimeout(resolve, 2));
-        got = n.readBuffer!(s.server, into, 5, 27);
+        got = readBuffer(s.server, into, 5, 27);
       }
       expect(got).toBe(13);
       expect(Buffer.from(into, 5, 13).toString()).toBe('hello, coloop');
       // Nothing outside the range was touched.
       expect(new Uint8Array(into, 0, 5).every((b) => b === 0)).toBe(true);
       expect(new Uint8Array(into, 18).every((b) => b === 0)).toBe(true);
-      expect(n.readBuffer!(s.server, into, 0, 32)).toBe(EAGAIN);
+      expect(readBuffer(s.server, into, 0, 32)).toBe(EAGAIN);
+      // End of stream is 0.
+      expect(n.shutdown(s.client, 1)).toBe(0);
+      got = readBuffer(s.server, into, 0, 32);
+      for (let i = 0; got === EAGAIN && i < 100; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        got = readBuffer(s.server, into, 0, 32);
+      }
+      expect(got).toBe(0);
     } finally {
       s.close();
     }
   });
 
-  it.each(['readBuffer', 'writeBuffer'] as const)('%s takes only an ArrayBuffer, and only a range inside it as it is now', (name) => {
-    const f = n[name]!;
-    const memory = new ArrayBuffer(8);
-    expect(() => f(2 ** 30, new Uint8Array(8) as unknown as ArrayBuffer, 0, 1)).toThrow(TypeError);
-    expect(() => f(2 ** 30, new SharedArrayBuffer(8) as unknown as ArrayBuffer, 0, 1)).toThrow(TypeError);
-    expect(() => f(2 ** 30, memory, 9, 0)).toThrow(RangeError);
-    expect(() => f(2 ** 30, memory, 4, 5)).toThrow(RangeError);
-    expect(() => f(2 ** 30, memory, 1.5, 1)).toThrow(RangeError);
-    expect(() => f(-1, memory, 0, 1)).toThrow(RangeError);
-    // Detached: no bytes at all.
-    const gone = new ArrayBuffer(8);
-    structuredClone(gone, { transfer: [gone] });
-    expect(() => f(2 ** 30, gone, 0, 1)).toThrow(RangeError);
-    // Resizable, shrunk since: its length now bounds the range.
-    const resizable = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void })(16, { maxByteLength: 16 });
-    resizable.resize(4);
-    expect(() => f(2 ** 30, resizable, 0, 8)).toThrow(RangeError);
-    const fd = n.listen('127.0.0.1', 0, 1, false);
-    n.close(fd);
-    expect(() => f(fd, memory, 0, 4)).toThrow(expect.objectContaining({ code: 'EBADF', syscall: name === 'readBuffer' ? 'read' : 'write' }));
+  it.each(forms.flatMap(([form, read, write]) => [[form, 'read', read] as const, [form, 'write', write] as const]))(
+    '%s: the %s takes only an ArrayBuffer, and only a range inside it as it is now',
+    (_, syscall, f) => {
+      const memory = new ArrayBuffer(8);
+      expect(() => f(2 ** 30, new Uint8Array(8) as unknown as ArrayBuffer, 0, 1)).toThrow(TypeError);
+      expect(() => f(2 ** 30, new SharedArrayBuffer(8) as unknown as ArrayBuffer, 0, 1)).toThrow(TypeError);
+      expect(() => f(2 ** 30, memory, 9, 0)).toThrow(RangeError);
+      expect(() => f(2 ** 30, memory, 4, 5)).toThrow(RangeError);
+      expect(() => f(2 ** 30, memory, 1.5, 1)).toThrow(RangeError);
+      expect(() => f(2 ** 30, memory, 0, NaN)).toThrow(RangeError);
+      expect(() => f(-1, memory, 0, 1)).toThrow(RangeError);
+      expect(() => f(2 ** 31, memory, 0, 1)).toThrow(RangeError);
+      expect(() => f(0.5, memory, 0, 1)).toThrow(RangeError);
+      // Detached: no bytes at all.
+      const gone = new ArrayBuffer(8);
+      structuredClone(gone, { transfer: [gone] });
+      expect(() => f(2 ** 30, gone, 0, 1)).toThrow(RangeError);
+      // Resizable, shrunk since: its length now bounds the range.
+      const resizable = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void })(16, { maxByteLength: 16 });
+      resizable.resize(4);
+      expect(() => f(2 ** 30, resizable, 0, 8)).toThrow(RangeError);
+      const fd = n.listen('127.0.0.1', 0, 1, false);
+      n.close(fd);
+      expect(() => f(fd, memory, 0, 4)).toThrow(expect.objectContaining({ code: 'EBADF', syscall }));
+    },
+  );
+
+  it('the argument block outlives whatever JS does to its ArrayBuffer', async () => {
+    const block = n.ioBlock!;
+    // The block's memory is the addon's: a transfer cannot take it away (V8 copies it).
+    structuredClone(block.buffer, { transfer: [block.buffer as ArrayBuffer] });
+    expect(block.length).toBe(4);
+    const s = await socketPair();
+    try {
+      expect(blockForm('writeBlock')(s.client, new ArrayBuffer(4), 0, 4)).toBe(4);
+      expect(() => n.readBlock!(undefined as unknown as ArrayBuffer)).toThrow(TypeError);
+      expect(() => Reflect.apply(n.writeBlock!, null, [])).toThrow(TypeError);
+    } finally {
+      s.close();
+    }
   });
 });
