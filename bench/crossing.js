@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Cost of one JS → native socket call: read() on an idle socket (EAGAIN) and a 64 B write+read
-// pair on a loopback connection, in ns per call (median of 5 rounds of 300,000).
+// pair on a loopback connection, in ns per call (median of 5 rounds of 300,000); the same with the
+// buffer as an ArrayBuffer (readBuffer/writeBuffer), and through the argument block
+// (readBlock/writeBlock), when the builds have them.
 //
 //   node bench/crossing.js                          this build (build/Release)
 //   node bench/crossing.js --baseline OLD.node      and another build of the addon, rounds alternated
@@ -32,10 +34,40 @@ function time(m, f) {
   for (let k = 0; k < N; k++) f(m);
   return Number(process.hrtime.bigint() - t) / N;
 }
+const memory = buf.buffer;
+const msgMemory = msg.buffer;
+// The same calls with the bytes named by their ArrayBuffer: four arguments (readBuffer/writeBuffer),
+// and through the argument block (readBlock/writeBlock: fd, offset and length in ioBlock, the
+// result left in its slot 3), as the native backend makes them. A build without them skips them.
+const blockRead = (m, fd, mem, offset, length) => {
+  const block = m.ioBlock;
+  block[0] = fd;
+  block[1] = offset;
+  block[2] = length;
+  m.readBlock(mem);
+  return block[3];
+};
+const blockWrite = (m, fd, mem, offset, length) => {
+  const block = m.ioBlock;
+  block[0] = fd;
+  block[1] = offset;
+  block[2] = length;
+  m.writeBlock(mem);
+  return block[3];
+};
 const cases = {
   'read (EAGAIN)': (m) => m.read(sfd, buf, 0, buf.length),
   'write 64 B + read': (m) => { m.write(cfd, msg, 0, 64); m.read(sfd, buf, 0, buf.length); },
 };
+const allHave = (name) => builds.every(([, m]) => typeof m[name] === 'function');
+if (allHave('readBuffer')) {
+  cases['readBuffer (EAGAIN)'] = (m) => m.readBuffer(sfd, memory, 0, memory.byteLength);
+  cases['writeBuffer + readBuffer'] = (m) => { m.writeBuffer(cfd, msgMemory, 0, 64); m.readBuffer(sfd, memory, 0, memory.byteLength); };
+}
+if (allHave('readBlock')) {
+  cases['readBlock (EAGAIN)'] = (m) => blockRead(m, sfd, memory, 0, memory.byteLength);
+  cases['writeBlock + readBlock'] = (m) => { blockWrite(m, cfd, msgMemory, 0, 64); blockRead(m, sfd, memory, 0, memory.byteLength); };
+}
 const results = {};
 for (let round = 0; round < 5; round++) {
   for (const [name, f] of Object.entries(cases)) {
