@@ -4,7 +4,8 @@
 // in the driver's or the addon's own work shows where wall-clock benchmarks only show noise.
 //
 //   node bench/instructions.js [--modes serve,proto] [--dist OTHER/dist ...]   (another build of the
-//   driver, e.g. `npx tsc -p tsconfig.build.json --outDir /tmp/old-dist` on an older commit)
+//   driver, e.g. `npx tsc -p tsconfig.build.json --outDir /tmp/old-dist` on an older commit; with
+//   a build/Release/coloop.node beside that dist/, its addon too, else this checkout's)
 //   node bench/instructions.js --server [--modes serve,proto] [--pipeline D] [--size B] [--dist ...]
 //
 // --server counts the server alone: `coloop serve` (or `serve --protocol`) runs under callgrind and
@@ -23,6 +24,7 @@
 // path's length, and 8,843-8,864 from this checkout's dist/ (as "this build" or through --dist):
 // about 1% that is where the build sits, not what it does.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startListening } from './lib/listening-server.mjs';
@@ -59,10 +61,20 @@ if (spawnSync('valgrind', ['--version']).status !== 0) {
 // is installed at the same point in every run.
 const NODE_FLAGS = ['--random-seed=42', '--hash-seed=42', '--no-concurrent-recompilation'];
 
+/**
+ * The addon a --dist build runs with: its own, when a build/Release/coloop.node lies beside it
+ * (a copy of a whole build: `cp -r dist build package.json /tmp/a/`), so that changes to the addon
+ * are compared too; else this checkout's (the driver alone is compared). COLOOP_ADDON_PATH, when
+ * set, wins for every build.
+ */
+function addonFor(dist) {
+  const own = path.join(dist, '../build/Release/coloop.node');
+  return process.env.COLOOP_ADDON_PATH || (existsSync(own) ? own : path.join(here, '../build/Release/coloop.node'));
+}
+
 function count(n, mode, dist) {
   const env = { ...process.env };
-  // Another dist/ has no build/ beside it: it loads this checkout's addon (the driver is compared).
-  if (dist) Object.assign(env, { COLOOP_DIST: dist, COLOOP_ADDON_PATH: env.COLOOP_ADDON_PATH || path.join(here, '../build/Release/coloop.node') });
+  if (dist) Object.assign(env, { COLOOP_DIST: dist, COLOOP_ADDON_PATH: addonFor(dist) });
   const r = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, ...NODE_FLAGS,
     path.join(here, 'lib/echo-inproc.mjs'), String(n), mode], { env, encoding: 'utf8' });
   const m = /Collected : (\d+)/.exec(r.stderr);
@@ -73,7 +85,7 @@ function count(n, mode, dist) {
 /** The server alone under callgrind, driven by the C load client for `seconds`: [instructions, messages]. */
 async function countServer(seconds, mode, dist) {
   const env = { ...process.env };
-  if (dist) Object.assign(env, { COLOOP_ADDON_PATH: env.COLOOP_ADDON_PATH || path.join(here, '../build/Release/coloop.node') });
+  if (dist) Object.assign(env, { COLOOP_ADDON_PATH: addonFor(dist) });
   const cli = path.join(dist ?? path.join(here, '../dist'), 'cli.js');
   const args = ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, ...NODE_FLAGS, cli, 'serve', '--port', '0'];
   if (mode === 'proto') args.push('--protocol');

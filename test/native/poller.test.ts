@@ -203,6 +203,51 @@ describe.each(addons)('Poller (%s)', (_name, n: NativeBinding) => {
     pairs.forEach((s) => p.remove(s.server));
   });
 
+  it('reads ahead for targets that view one ArrayBuffer, each into its own view, until it is detached', async () => {
+    // Views of one buffer share the addon's hold on it, and one wait looks the buffer up once for
+    // all of them: each read still lands in its own view, a token that lets go leaves the others
+    // reading, and a detach stops every one of them.
+    const p = poller();
+    const ahead = p.enableReadAhead(8);
+    const pairs = [await pair(), await pair(), await pair()];
+    pairs.forEach((s, k) => p.add(s.server, 1 + k));
+    p.wait(0);
+    const memory = new ArrayBuffer(40);
+    const bytes = new Uint8Array(memory).fill(0x2d);
+    const views = [0, 1, 2].map((k) => new Uint8Array(memory, 4 + 12 * k, 8));
+    // Each round: ask for every token still held, send to it, and check where the bytes landed.
+    const round = async (tokens: number[], text: (k: number) => string) => {
+      for (const token of tokens) {
+        ask(ahead, token, 8);
+        expect(n.write(pairs[token - 1]!.client, Buffer.from(text(token)), 0, 3)).toBe(3);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const count = p.wait(0);
+      return tokens.map((token) => ahead.results[2 * eventOf(p, count, token)]);
+    };
+    views.forEach((view, k) => p.setReadTarget(1 + k, view));
+    expect(await round([1, 2, 3], (token) => `${token}${token}${token}`)).toEqual([3, 3, 3]);
+    expect(Buffer.from(bytes).toString()).toBe('----111---------222---------333---------');
+    // Token 2 takes a buffer of its own, token 3 goes away: token 1 still reads into the shared one.
+    const own = new Uint8Array(8);
+    p.setReadTarget(2, own);
+    p.remove(pairs[2]!.server);
+    expect(await round([1, 2], (token) => `${'ab'[token - 1]!.repeat(3)}`)).toEqual([3, 3]);
+    expect(Buffer.from(bytes.subarray(4, 7)).toString()).toBe('aaa');
+    expect(Buffer.from(own.subarray(0, 3)).toString()).toBe('bbb');
+    // Token 2 views the shared buffer again; then the buffer is transferred away: nothing is read.
+    p.setReadTarget(2, views[1]!);
+    structuredClone(memory, { transfer: [memory] });
+    expect(await round([1, 2], () => 'zzz')).toEqual([ahead.notRead, ahead.notRead]);
+    for (const token of [1, 2]) {
+      const got = Buffer.alloc(8);
+      expect(n.read(pairs[token - 1]!.server, got, 0, 8)).toBe(3);
+      expect(got.subarray(0, 3).toString()).toBe('zzz');
+    }
+    p.remove(pairs[0]!.server);
+    p.remove(pairs[1]!.server);
+  });
+
   it('reads ahead into a view at its own offset, and not past a resizable buffer shrunk since', async () => {
     const { p, s, ahead } = await readAheadPair(3);
     const backing = new Uint8Array(32).fill(0x2d);
