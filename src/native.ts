@@ -128,15 +128,16 @@ export interface NativeBinding extends SocketApi {
   /** Bound and listening on return (never a promise); throws a Node-style Error. */
   listen(host: string, port: number, backlog: number, reusePort: boolean): number;
   /**
-   * `readBuffer`/`writeBuffer` with their numbers passed in `ioBlock` rather than as arguments:
-   * set [0] fd, [1] offset, [2] length, call with the ArrayBuffer, and read the result (bytes or a
-   * negative errno) from [3]. The same checks and errors. Cheaper: one argument for the addon to
-   * fetch instead of four, and no number to create. Absent where the runtime refuses external
-   * ArrayBuffers (the block's memory is the addon's).
+   * `read`/`write` and `readBuffer`/`writeBuffer` with their numbers passed in `ioBlock` rather
+   * than as arguments: set [0] fd, [1] offset, [2] length, call with the buffer (an ArrayBuffer,
+   * or a Uint8Array the offset is relative to), and read the result (bytes or a negative errno)
+   * from [3]. The same checks and errors. Cheaper: one argument for the addon to fetch instead
+   * of four, and no number to create. Absent where the runtime refuses external ArrayBuffers
+   * (the block's memory is the addon's).
    */
   readonly ioBlock?: Float64Array;
-  readBlock?(buffer: ArrayBuffer): void;
-  writeBlock?(buffer: ArrayBuffer): void;
+  readBlock?(buffer: ArrayBuffer | Uint8Array): void;
+  writeBlock?(buffer: ArrayBuffer | Uint8Array): void;
 }
 
 let cached: NativeBinding | null | undefined;

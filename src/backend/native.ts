@@ -11,32 +11,32 @@ import { NOT_READ, type Backend, type ReadAhead, type SocketApi } from './backen
 const READ_AHEAD_BUDGET = 128 * 1024;
 
 /**
- * The binding's socket calls, with readBuffer/writeBuffer made through its argument block when it
- * has one (see NativeBinding.ioBlock). A call with four arguments cost ~700 user-space
- * instructions in all (bench/breakdown.js), ~240 of them fetching three numbers and making one;
- * through the block, ~400. `bench/instructions.js --server`, one run against the build before:
- * serve 2,891 -> 2,666 instructions per message, Protocol (two such calls) 2,060 -> 1,572.
+ * The binding's socket calls, with read/write and readBuffer/writeBuffer made through its argument
+ * block when it has one (see NativeBinding.ioBlock): one function serves both forms of each, as the
+ * addon's readBlock takes an ArrayBuffer or a Uint8Array. A call with four arguments cost ~700
+ * user-space instructions in all with an ArrayBuffer (bench/breakdown.js), ~240 of them fetching
+ * three numbers and making one; through the block, ~400. `bench/instructions.js --server`, one run
+ * against the build before: serve 2,891 -> 2,666 instructions per message, Protocol (two such
+ * calls) 2,060 -> 1,572.
  */
 function withIoBlock(binding: NativeBinding): SocketApi {
   const { ioBlock: block, readBlock, writeBlock } = binding;
   if (block === undefined || readBlock === undefined || writeBlock === undefined) return binding;
-  return {
-    ...binding,
-    readBuffer(fd: number, buffer: ArrayBuffer, offset: number, length: number): number {
-      block[0] = fd;
-      block[1] = offset;
-      block[2] = length;
-      readBlock(buffer);
-      return block[3]!;
-    },
-    writeBuffer(fd: number, buffer: ArrayBuffer, offset: number, length: number): number {
-      block[0] = fd;
-      block[1] = offset;
-      block[2] = length;
-      writeBlock(buffer);
-      return block[3]!;
-    },
+  const read = (fd: number, bytes: ArrayBuffer | Uint8Array, offset: number, length: number): number => {
+    block[0] = fd;
+    block[1] = offset;
+    block[2] = length;
+    readBlock(bytes);
+    return block[3]!;
   };
+  const write = (fd: number, bytes: ArrayBuffer | Uint8Array, offset: number, length: number): number => {
+    block[0] = fd;
+    block[1] = offset;
+    block[2] = length;
+    writeBlock(bytes);
+    return block[3]!;
+  };
+  return { ...binding, read, write, readBuffer: read, writeBuffer: write };
 }
 
 /**

@@ -203,10 +203,12 @@ describe('native sockets', () => {
   });
 
   it.each(forms.flatMap(([form, read, write]) => [[form, 'read', read] as const, [form, 'write', write] as const]))(
-    '%s: the %s takes only an ArrayBuffer, and only a range inside it as it is now',
-    (_, syscall, f) => {
+    '%s: the %s takes an ArrayBuffer (the block a Uint8Array too), and only a range inside it as it is now',
+    (form, syscall, f) => {
       const memory = new ArrayBuffer(8);
-      expect(() => f(2 ** 30, new Uint8Array(8) as unknown as ArrayBuffer, 0, 1)).toThrow(TypeError);
+      if (form === 'arguments') expect(() => f(2 ** 30, new Uint8Array(8) as unknown as ArrayBuffer, 0, 1)).toThrow(TypeError);
+      expect(() => f(2 ** 30, new Uint16Array(8) as unknown as ArrayBuffer, 0, 1)).toThrow(TypeError);
+      expect(() => f(2 ** 30, new DataView(memory) as unknown as ArrayBuffer, 0, 1)).toThrow(TypeError);
       expect(() => f(2 ** 30, new SharedArrayBuffer(8) as unknown as ArrayBuffer, 0, 1)).toThrow(TypeError);
       expect(() => f(2 ** 30, memory, 9, 0)).toThrow(RangeError);
       expect(() => f(2 ** 30, memory, 4, 5)).toThrow(RangeError);
@@ -228,6 +230,33 @@ describe('native sockets', () => {
       expect(() => f(fd, memory, 0, 4)).toThrow(expect.objectContaining({ code: 'EBADF', syscall }));
     },
   );
+
+  it('the argument block takes a Uint8Array too, with the range relative to the view', async () => {
+    const s = await socketPair();
+    try {
+      const backing = new Uint8Array(32).fill(0x2d);
+      const view = backing.subarray(8, 24);
+      view.set(Buffer.from('hello'), 3);
+      expect(blockForm('writeBlock')(s.client, view as unknown as ArrayBuffer, 3, 5)).toBe(5);
+      // A view of a SharedArrayBuffer, as read() takes it.
+      const shared = new Uint8Array(new SharedArrayBuffer(16), 4, 8);
+      let got = blockForm('readBlock')(s.server, shared as unknown as ArrayBuffer, 2, 6);
+      for (let i = 0; got === EAGAIN && i < 100; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        got = blockForm('readBlock')(s.server, shared as unknown as ArrayBuffer, 2, 6);
+      }
+      expect(got).toBe(5);
+      expect(Buffer.from(shared.subarray(2, 7)).toString()).toBe('hello');
+      expect(new Uint8Array(shared.buffer, 0, 6).every((b) => b === 0)).toBe(true);
+      // The view's bounds, not its buffer's, bound the range; a detached view has none.
+      expect(() => blockForm('writeBlock')(s.client, view as unknown as ArrayBuffer, 10, 7)).toThrow(RangeError);
+      const gone = new Uint8Array(8);
+      structuredClone(gone.buffer, { transfer: [gone.buffer] });
+      expect(() => blockForm('readBlock')(s.server, gone as unknown as ArrayBuffer, 0, 1)).toThrow(RangeError);
+    } finally {
+      s.close();
+    }
+  });
 
   it('the argument block outlives whatever JS does to its ArrayBuffer', async () => {
     const block = n.ioBlock!;
