@@ -24,9 +24,9 @@
 // path's length, and 8,843-8,864 from this checkout's dist/ (as "this build" or through --dist):
 // about 1% that is where the build sits, not what it does.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { addonFor } from './echo/builds.js';
 import { startListening } from './lib/listening-server.mjs';
 import { buildLoadClient } from './lib/load-client.mjs';
 
@@ -61,20 +61,14 @@ if (spawnSync('valgrind', ['--version']).status !== 0) {
 // is installed at the same point in every run.
 const NODE_FLAGS = ['--random-seed=42', '--hash-seed=42', '--no-concurrent-recompilation'];
 
-/**
- * The addon a --dist build runs with: its own, when a build/Release/coloop.node lies beside it
- * (a copy of a whole build: `cp -r dist build package.json /tmp/a/`), so that changes to the addon
- * are compared too; else this checkout's (the driver alone is compared). COLOOP_ADDON_PATH, when
- * set, wins for every build.
- */
-function addonFor(dist) {
-  const own = path.join(dist, '../build/Release/coloop.node');
-  return process.env.COLOOP_ADDON_PATH || (existsSync(own) ? own : path.join(here, '../build/Release/coloop.node'));
+/** The addon a --dist build runs with (see bench/echo/builds.js); COLOOP_ADDON_PATH wins for every build. */
+function addonOf(dist) {
+  return process.env.COLOOP_ADDON_PATH || addonFor(dist, path.join(here, '../build/Release/coloop.node'));
 }
 
 function count(n, mode, dist) {
   const env = { ...process.env };
-  if (dist) Object.assign(env, { COLOOP_DIST: dist, COLOOP_ADDON_PATH: addonFor(dist) });
+  if (dist) Object.assign(env, { COLOOP_DIST: dist, COLOOP_ADDON_PATH: addonOf(dist) });
   const r = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, ...NODE_FLAGS,
     path.join(here, 'lib/echo-inproc.mjs'), String(n), mode], { env, encoding: 'utf8' });
   const m = /Collected : (\d+)/.exec(r.stderr);
@@ -85,7 +79,7 @@ function count(n, mode, dist) {
 /** The server alone under callgrind, driven by the C load client for `seconds`: [instructions, messages]. */
 async function countServer(seconds, mode, dist) {
   const env = { ...process.env };
-  if (dist) Object.assign(env, { COLOOP_ADDON_PATH: addonFor(dist) });
+  if (dist) Object.assign(env, { COLOOP_ADDON_PATH: addonOf(dist) });
   const cli = path.join(dist ?? path.join(here, '../dist'), 'cli.js');
   const args = ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, ...NODE_FLAGS, cli, 'serve', '--port', '0'];
   if (mode === 'proto') args.push('--protocol');

@@ -2,7 +2,7 @@
 // byte-exactly through backpressure, and the suite's tiny mode produces well-formed JSON, Markdown
 // and SVG. Speed is never asserted here.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -234,5 +234,21 @@ describe('bench/echo/report.js against a baseline build', () => {
     expect(rows[0]!.cpu.min).toBeCloseTo(0.9, 10);
     expect(rows[0]!.cpu.max).toBeCloseTo(1.1, 10);
     expect(rows[0]!.user!.median).toBeCloseTo(1, 10);
+  });
+});
+
+describe('bench/echo/builds.js', () => {
+  it('runs another build on its own addon when one lies beside its dist/, else on the fallback', async () => {
+    const { addonFor } = (await import(path.join(root, 'bench/echo/builds.js'))) as { addonFor: (dist: string, fallback: string) => string };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'coloop-builds-'));
+    try {
+      mkdirSync(path.join(dir, 'dist'));
+      expect(addonFor(path.join(dir, 'dist'), '/fallback.node')).toBe('/fallback.node');
+      mkdirSync(path.join(dir, 'build/Release'), { recursive: true });
+      writeFileSync(path.join(dir, 'build/Release/coloop.node'), '');
+      expect(addonFor(path.join(dir, 'dist'), '/fallback.node')).toBe(path.join(dir, 'build/Release/coloop.node'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -11,8 +11,10 @@
 //                           argument: --node-flags=--max-semi-space-size=1 or a quoted list)
 //          --baseline DIR   also runs coloop's two native servers from another build of dist/
 //                           (e.g. `npx tsc -p tsconfig.build.json --outDir /tmp/base` at an older
-//                           commit) on this checkout's addon, as native-base and
-//                           native-protocol-base: a driver change A/B'd in one run
+//                           commit), as native-base and native-protocol-base: a change A/B'd in
+//                           one run. They run on that build's own addon when DIR/../build/Release
+//                           holds one (copy the whole build: `cp -r dist build package.json
+//                           /tmp/base/`), else on this checkout's (the driver alone is compared)
 //
 // Fairness: the server is pinned to core 0 and the client to core 1 (taskset, when it exists);
 // servers are alternated round by round (the order rotates each round); every server gets the same
@@ -24,6 +26,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { addonFor } from './builds.js';
 import { renderMarkdown, renderSvg, summarize } from './report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -75,7 +78,7 @@ function serverDefs(cli, baseline, nodeFlags = []) {
 function serverCommands(cli, baseline) {
   const node = process.execPath;
   const base = baseline
-    ? ['env', `COLOOP_ADDON_PATH=${path.join(root, 'build/Release/coloop.node')}`, node, path.join(path.resolve(baseline), 'cli.js')]
+    ? ['env', `COLOOP_ADDON_PATH=${addonFor(baseline, path.join(root, 'build/Release/coloop.node'))}`, node, path.join(path.resolve(baseline), 'cli.js')]
     : null;
   const baseDefs = base
     ? [
@@ -346,7 +349,10 @@ function progress(enabled) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (o.help) {
-    console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 12).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+    // The header comment, up to the paragraph on fairness.
+    const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
+    const end = lines.findIndex((l) => l.startsWith('// Fairness'));
+    console.log(lines.slice(1, end - 1).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
     return;
   }
   const mode = o.smoke ? 'smoke' : o.headline ? 'headline' : 'full';
