@@ -17,28 +17,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startListening } from './lib/listening-server.mjs';
+import { modesOption, option, pinned, requireTools } from './lib/measure-cli.mjs';
 import { buildLoadClient } from './lib/load-client.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const modes = opt('--modes', 'serve').split(',');
-const warmup = Number(opt('--warmup', '20'));
-const seconds = Number(opt('--seconds', '9'));
-const top = Number(opt('--top', '30'));
-for (const m of modes) if (m !== 'serve' && m !== 'proto') throw new RangeError(`--modes takes serve and/or proto, not ${m}`);
+const modes = modesOption('serve');
+const warmup = Number(option('--warmup', '20'));
+const seconds = Number(option('--seconds', '9'));
+const top = Number(option('--top', '30'));
 if (!(warmup >= 1 && warmup <= 120) || !(seconds >= 1 && seconds <= 120)) throw new RangeError('--warmup and --seconds take 1 to 120');
-for (const tool of ['valgrind', 'callgrind_control']) {
-  if (spawnSync(tool, ['--version']).error) {
-    console.error(`bench/breakdown.js needs ${tool} (apt-get install valgrind)`);
-    process.exit(1);
-  }
-}
+requireTools('breakdown.js', ['valgrind', 'callgrind_control'], 'valgrind');
 const loadClient = buildLoadClient();
-const pinned = (core, cmd) => (spawnSync('taskset', ['-c', '0', 'true']).status === 0 ? ['taskset', ['-c', String(core), ...cmd]] : [cmd[0], cmd.slice(1)]);
 
 function load(port, secs) {
   const [cmd, argv] = pinned(1, [loadClient, '--host', '127.0.0.1', '--port', String(port), '--conns', '100', '--size', '64', '--duration', String(secs), '--json']);

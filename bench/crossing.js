@@ -39,22 +39,16 @@ const msgMemory = msg.buffer;
 // The same calls with the bytes named by their ArrayBuffer: four arguments (readBuffer/writeBuffer),
 // and through the argument block (readBlock/writeBlock: fd, offset and length in ioBlock, the
 // result left in its slot 3), as the native backend makes them. A build without them skips them.
-const blockRead = (m, fd, mem, offset, length) => {
+const viaBlock = (name) => (m, fd, mem, offset, length) => {
   const block = m.ioBlock;
   block[0] = fd;
   block[1] = offset;
   block[2] = length;
-  m.readBlock(mem);
+  m[name](mem);
   return block[3];
 };
-const blockWrite = (m, fd, mem, offset, length) => {
-  const block = m.ioBlock;
-  block[0] = fd;
-  block[1] = offset;
-  block[2] = length;
-  m.writeBlock(mem);
-  return block[3];
-};
+const blockRead = viaBlock('readBlock');
+const blockWrite = viaBlock('writeBlock');
 const cases = {
   'read (EAGAIN)': (m) => m.read(sfd, buf, 0, buf.length),
   'write 64 B + read': (m) => { m.write(cfd, msg, 0, 64); m.read(sfd, buf, 0, buf.length); },

@@ -28,31 +28,25 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { addonFor } from './echo/builds.js';
 import { startListening } from './lib/listening-server.mjs';
+import { flag, modesOption, option, requireTools } from './lib/measure-cli.mjs';
 import { buildLoadClient } from './lib/load-client.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const modes = opt('--modes', 'serve,proto').split(',');
-const pipeline = Number(opt('--pipeline', '1'));
-const size = Number(opt('--size', '64'));
+const modes = modesOption('serve,proto');
+const pipeline = Number(option('--pipeline', '1'));
+const size = Number(option('--size', '64'));
 if (!Number.isInteger(size) || size < 1 || size > 1 << 20) {
-  console.error(`bench/instructions.js: --size takes a message size in bytes from 1 to 1048576, not ${opt('--size')}`);
+  console.error(`bench/instructions.js: --size takes a message size in bytes from 1 to 1048576, not ${option('--size')}`);
   process.exit(2);
 }
 if (!Number.isInteger(pipeline) || pipeline < 1 || pipeline > 1024) {
-  console.error(`bench/instructions.js: --pipeline takes an integer from 1 to 1024, not ${opt('--pipeline')}`);
+  console.error(`bench/instructions.js: --pipeline takes an integer from 1 to 1024, not ${option('--pipeline')}`);
   process.exit(2);
 }
 const builds = [['this build', null]];
-for (let i = 0; i < args.length; i++) if (args[i] === '--dist') builds.push([args[i + 1], path.resolve(args[i + 1])]);
-if (spawnSync('valgrind', ['--version']).status !== 0) {
-  console.error('bench/instructions.js needs valgrind (apt-get install valgrind)');
-  process.exit(1);
-}
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) if (argv[i] === '--dist') builds.push([argv[i + 1], path.resolve(argv[i + 1])]);
+requireTools('instructions.js', ['valgrind'], 'valgrind');
 
 // Fixed seeds: with a random hash seed, V8's start-up search for a prime (detail::sprp, called
 // from HashSeed::InitializeRoots) costs a different number of instructions in every process,
@@ -99,7 +93,7 @@ async function countServer(seconds, mode, dist) {
 }
 
 
-const serverOnly = args.includes('--server');
+const serverOnly = flag('--server');
 const loadClient = serverOnly ? buildLoadClient() : '';
 const LOW = 4000;
 const HIGH = 24000;

@@ -21,28 +21,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startListening } from './lib/listening-server.mjs';
+import { modesOption, option, pinned, requireTools } from './lib/measure-cli.mjs';
 import { buildLoadClient } from './lib/load-client.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const modes = opt('--modes', 'serve,proto').split(',');
-const warmup = Number(opt('--warmup', '4'));
-const seconds = Number(opt('--seconds', '8'));
-const top = Number(opt('--top', '25'));
-const dist = path.resolve(opt('--dist', path.join(here, '../dist')));
-for (const m of modes) if (m !== 'serve' && m !== 'proto') throw new RangeError(`--modes takes serve and/or proto, not ${m}`);
+const modes = modesOption('serve,proto');
+const warmup = Number(option('--warmup', '4'));
+const seconds = Number(option('--seconds', '8'));
+const top = Number(option('--top', '25'));
+const dist = path.resolve(option('--dist', path.join(here, '../dist')));
 if (!(warmup >= 1 && warmup <= 60) || !(seconds >= 1 && seconds <= 60)) throw new RangeError('--warmup and --seconds take 1 to 60');
 if (!(Number.isInteger(top) && top >= 1)) throw new RangeError('--top takes a positive integer');
-if (spawnSync('perf', ['--version']).status !== 0) {
-  console.error('bench/profile.js needs perf (apt-get install linux-perf)');
-  process.exit(1);
-}
+requireTools('profile.js', ['perf'], 'linux-perf');
 const loadClient = buildLoadClient();
-const pinned = (core, cmd) => (spawnSync('taskset', ['-c', '0', 'true']).status === 0 ? ['taskset', ['-c', String(core), ...cmd]] : [cmd[0], cmd.slice(1)]);
 
 /** Runs one server under load and perf: the perf.data path and the load run's messages per second. */
 async function record(mode, dir) {

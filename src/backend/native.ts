@@ -22,6 +22,8 @@ const READ_AHEAD_BUDGET = 128 * 1024;
 function withIoBlock(binding: NativeBinding): SocketApi {
   const { ioBlock: block, readBlock, writeBlock } = binding;
   if (block === undefined || readBlock === undefined || writeBlock === undefined) return binding;
+  // Two functions written out rather than made by one factory: each call site into the addon
+  // then sees one target (a shared closure's call would see both).
   const read = (fd: number, bytes: ArrayBuffer | Uint8Array, offset: number, length: number): number => {
     block[0] = fd;
     block[1] = offset;
