@@ -377,20 +377,6 @@ Napi::Value JsPoller::Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// Reads, inside this same call, for every readable event whose token asked for it, straight into
-// the reader's own buffer: a reader parked on a socket then costs no call into the addon of its
-// own, and no copy. An ask is used up by the read; JS renews it each time a reader parks. The
-// target is checked at every read (it may have been detached or shrunk since it was set): when it
-// no longer holds the bytes asked for, the event is reported unread and the reader reads for
-// itself, as without read-ahead. Once one call has read its budget (enableReadAhead; 128 KiB unless
-// set), the rest of its events are reported unread too.
-//
-// A packed ask (offset kPacked) reads into its target just after the bytes the previous packed
-// ask of this call read, from the start of the target for the first, and no further than the
-// target's end (the ask is cut to fit; with no room left the event is reported unread). Where
-// the bytes landed is written back in place of the offset. Readers that share one buffer for
-// bytes they use at once (coloop's sharedBuffer) ask this way: their reads ahead go one after
-// another into one small region, which stays in the cache from poll to poll.
 namespace {
 
 // What one wait() found for each target buffer it looked up: a few slots, indexed by the
@@ -428,6 +414,20 @@ class BufferMemo {
 
 }  // namespace
 
+// Reads, inside this same call, for every readable event whose token asked for it, straight into
+// the reader's own buffer: a reader parked on a socket then costs no call into the addon of its
+// own, and no copy. An ask is used up by the read; JS renews it each time a reader parks. The
+// target is checked at every read (it may have been detached or shrunk since it was set): when it
+// no longer holds the bytes asked for, the event is reported unread and the reader reads for
+// itself, as without read-ahead. Once one call has read its budget (enableReadAhead; 128 KiB unless
+// set), the rest of its events are reported unread too.
+//
+// A packed ask (offset kPacked) reads into its target just after the bytes the previous packed
+// ask of this call read, from the start of the target for the first, and no further than the
+// target's end (the ask is cut to fit; with no room left the event is reported unread). Where
+// the bytes landed is written back in place of the offset. Readers that share one buffer for
+// bytes they use at once (coloop's sharedBuffer) ask this way: their reads ahead go one after
+// another into one small region, which stays in the cache from poll to poll.
 void JsPoller::ReadAhead(int count) {
   napi_env env = Env();
   size_t budget = read_ahead_budget_;

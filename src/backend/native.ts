@@ -15,9 +15,9 @@ const READ_AHEAD_BUDGET = 128 * 1024;
  * block when it has one (see NativeBinding.ioBlock): one function serves both forms of each, as the
  * addon's readBlock takes an ArrayBuffer or a Uint8Array. A call with four arguments cost ~700
  * user-space instructions in all with an ArrayBuffer (bench/breakdown.js), ~240 of them fetching
- * three numbers and making one; through the block, ~400. `bench/instructions.js --server`, one run
- * against the build before: serve 2,891 -> 2,666 instructions per message, Protocol (two such
- * calls) 2,060 -> 1,572.
+ * three numbers and making one; through the block, ~400. `bench/instructions.js --server --dist
+ * BEFORE/dist --dist AFTER/dist` (copies of whole builds, each on its own addon), one run: serve
+ * 2,990 -> 2,711 instructions per message, Protocol (two such calls a message) 2,121 -> 1,658.
  */
 function withIoBlock(binding: NativeBinding): SocketApi {
   const { ioBlock: block, readBlock, writeBlock } = binding;
