@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Where a served echo message's user-space instructions go, by function: `coloop serve` (or
 // `serve --protocol`) under callgrind, driven by the C load client (100 connections x 64 B).
-// After a warm-up, one steady window is counted alone (callgrind_control --zero, load, --dump), so
-// start-up, compilation of the warm-up and connection set-up stay out of it; JIT code is named
+// One load run warms the server up and is then counted alone on the same connections
+// (callgrind_control --zero and --dump around its measured phase), so start-up, compilation of the
+// warm-up and connection set-up and teardown stay out of the window; JIT code is named
 // through node's --perf-basic-prof map. bench/instructions.js gives the totals; this says where
 // they go (a call into the addon, the poll, the JS functions, V8's builtins).
 //
@@ -11,7 +12,7 @@
 // Prints per message: instructions by part of the process, the top functions by their own
 // instructions, and, for the addon's entry points and Node-API's, calls per message and
 // instructions per call including what they call. ~1 minute per mode; needs valgrind.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,11 +30,20 @@ if (!(warmup >= 1 && warmup <= 120) || !(seconds >= 1 && seconds <= 120)) throw 
 requireTools('breakdown.js', ['valgrind', 'callgrind_control'], 'valgrind');
 const loadClient = buildLoadClient();
 
-function load(port, secs) {
-  const [cmd, argv] = pinned(1, [loadClient, '--host', '127.0.0.1', '--port', String(port), '--conns', '100', '--size', '64', '--duration', String(secs), '--json']);
-  const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: (secs + 60) * 1000 });
-  if (r.status !== 0) throw new Error(`load_epoll failed: ${r.stderr}`);
-  return JSON.parse(r.stdout).messages;
+/** Waits until the load client prints `line` on stderr (see its --hold). */
+function saying(load, line) {
+  return new Promise((resolve, reject) => {
+    let err = '';
+    const on = (d) => {
+      err += d;
+      if (err.split('\n').includes(line)) {
+        load.stderr.off('data', on);
+        resolve();
+      }
+    };
+    load.stderr.on('data', on);
+    load.once('exit', (code) => reject(new Error(`load_epoll exited (${code}) before "${line}": ${err}`)));
+  });
 }
 
 /** Runs one server under callgrind: the window's dump file, its messages, and the perf map. */
@@ -47,15 +57,32 @@ async function measure(mode, dir) {
   // valgrind runs node itself (no exec), so the server's pid is the one callgrind and perf use.
   const pid = server.pid;
   try {
-    load(port, warmup);
     const control = (flag) => {
       const r = spawnSync('callgrind_control', [flag, String(pid)], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`callgrind_control ${flag} failed: ${r.stderr || r.stdout}`);
     };
-    control('--zero');
-    const messages = load(port, seconds);
-    await new Promise((resolve) => setTimeout(resolve, 1000)); // the window's connections close inside it
-    control('--dump=window');
+    // One load run: its connections warm the server up and are then measured, so no connection
+    // is set up or closed inside the window (new connections also brought TurboFan recompiles
+    // into it). The client holds before and after its measured phase (--hold) for the counter
+    // to be zeroed and dumped exactly around the messages it counts.
+    const [lcmd, largv] = pinned(1, [loadClient, '--host', '127.0.0.1', '--port', String(port), '--conns', '100', '--size', '64',
+      '--warmup', String(warmup), '--duration', String(seconds), '--hold', '--json']);
+    const load = spawn(lcmd, largv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    load.stdout.on('data', (d) => (out += d));
+    const loaded = new Promise((resolve) => load.on('exit', resolve));
+    try {
+      await saying(load, 'ready');
+      control('--zero');
+      load.stdin.write('go\n');
+      await saying(load, 'measured');
+      control('--dump=window');
+      load.stdin.end('go\n');
+      if ((await loaded) !== 0) throw new Error(`load_epoll failed: ${out}`);
+    } finally {
+      if (load.exitCode === null) load.kill('SIGKILL');
+    }
+    const messages = JSON.parse(out).messages;
     const dump = readdirSync(dir).map((f) => path.join(dir, f)).find((f) => /cg\.\d+\.1$/.test(f));
     if (!dump) throw new Error(`no callgrind dump in ${dir}`);
     const perfMap = `/tmp/perf-${pid}.map`;

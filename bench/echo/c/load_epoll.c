@@ -4,6 +4,7 @@
  * limits a cell (a C client needs a fraction of the CPU per message).
  *
  *   load_epoll --host H --port P --conns N --size B --duration S [--pipeline D] [--json]
+ *              [--warmup W] [--hold]
  *
  * Each connection keeps D messages of B bytes in flight: a message counts (and its latency is
  * taken) once B echoed bytes are back; then the next is sent. Single-threaded, level-triggered
@@ -12,6 +13,12 @@
  * latencies are the echo's and not the server's accept backlog. Closes
  * gracefully (FIN, like the CLI's client), so a server never sees a reset connection in its accept
  * queue (TIME_WAIT is reused on loopback: net.ipv4.tcp_tw_reuse=2 is the default).
+ *
+ * For measuring a server over a window of its own (bench/breakdown.js): --warmup W echoes for W
+ * seconds, unmeasured, on the same connections before the measured phase; --hold drains what is in
+ * flight and waits, before the measured phase and after it (before closing), printing "ready" and
+ * then "measured" on stderr and reading a line from stdin each time, so that whoever drives it
+ * can start and stop counting exactly around the measured messages.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -90,6 +97,7 @@ static int conns = 100, depth = 1, ep;
 static size_t size = 64;
 static char *payload;
 static int measuring = 0, stopped = 0;
+static struct conn *cs_all; /* every connection, for drain() */
 static double messages = 0, bytes = 0;
 static long errors = 0, connect_failures = 0;
 
@@ -168,10 +176,33 @@ static int run_events(struct epoll_event *evs, int max, int timeout_ms) {
   return n;
 }
 
+/* Stops sending and runs events until nothing is in flight (at most `limit_s` seconds). */
+static void drain(struct epoll_event *evs, int max, double limit_s) {
+  int was = priming;
+  priming = 1;
+  double by = now_s() + limit_s;
+  for (;;) {
+    int busy = 0;
+    for (int i = 0; i < conns; i++) busy += cs_all[i].state == RUNNING && cs_all[i].in_flight > 0;
+    if (busy == 0 || now_s() >= by) break;
+    if (run_events(evs, max, 100) < 0) break;
+  }
+  priming = was;
+}
+
+/* --hold: says `what` on stderr and waits for a line on stdin (or its end). */
+static void hold(const char *what) {
+  fprintf(stderr, "%s\n", what);
+  fflush(stderr);
+  char line[64];
+  if (fgets(line, sizeof line, stdin) == NULL) return;
+}
+
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   int port = 0;
-  double duration = 5;
+  double duration = 5, warmup = 0;
+  int hold_mode = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--host") && i + 1 < argc) host = argv[++i];
     else if (!strcmp(argv[i], "--port") && i + 1 < argc) port = atoi(argv[++i]);
@@ -180,12 +211,14 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--duration") && i + 1 < argc) duration = atof(argv[++i]);
     else if (!strcmp(argv[i], "--pipeline") && i + 1 < argc) depth = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--json")) { /* always JSON */ }
+    else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--hold")) hold_mode = 1;
     else {
-      fprintf(stderr, "usage: %s --host H --port P --conns N --size B --duration S [--pipeline D] [--json]\n", argv[0]);
+      fprintf(stderr, "usage: %s --host H --port P --conns N --size B --duration S [--pipeline D] [--json] [--warmup W] [--hold]\n", argv[0]);
       return 2;
     }
   }
-  if (conns < 1 || size < 1 || depth < 1 || port < 1) {
+  if (conns < 1 || size < 1 || depth < 1 || port < 1 || !(warmup >= 0)) {
     fprintf(stderr, "load_epoll: bad arguments\n");
     return 2;
   }
@@ -194,6 +227,7 @@ int main(int argc, char **argv) {
   payload = malloc(plen);
   memset(payload, 'x', plen);
   struct conn *cs = calloc((size_t)conns, sizeof *cs);
+  cs_all = cs;
   ep = epoll_create1(0);
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
   inet_pton(AF_INET, host, &addr.sin_addr);
@@ -241,14 +275,20 @@ int main(int argc, char **argv) {
   priming = 1;
   for (int i = 0; i < conns; i++)
     if (cs[i].state == RUNNING) send_msgs(&cs[i], 1);
-  double primed_by = now_s() + 20;
-  for (;;) {
-    int busy = 0;
-    for (int i = 0; i < conns; i++) busy += cs[i].state == RUNNING && cs[i].in_flight > 0;
-    if (busy == 0 || now_s() >= primed_by) break;
-    if (run_events(evs, 1024, 100) < 0) break;
-  }
+  drain(evs, 1024, 20);
   priming = 0;
+  if (warmup > 0) {
+    for (int i = 0; i < conns; i++)
+      if (cs[i].state == RUNNING) send_msgs(&cs[i], depth - cs[i].in_flight);
+    double warm_until = now_s() + warmup;
+    for (;;) {
+      double left = warm_until - now_s();
+      if (left <= 0) break;
+      if (run_events(evs, 1024, (int)(left * 1000) + 1) < 0) break;
+    }
+    drain(evs, 1024, 20);
+  }
+  if (hold_mode) hold("ready");
   struct rusage ru0, ru1;
   getrusage(RUSAGE_SELF, &ru0);
   double t0 = now_s(), end = t0 + duration;
@@ -261,6 +301,11 @@ int main(int argc, char **argv) {
     if (run_events(evs, 1024, (int)(left * 1000) + 1) < 0) break;
   }
   double elapsed = now_s() - t0;
+  if (hold_mode) {
+    /* The echoes of what is in flight are counted: the server made them in the window. */
+    drain(evs, 1024, 5);
+    hold("measured");
+  }
   measuring = 0;
   stopped = 1;
   getrusage(RUSAGE_SELF, &ru1);
