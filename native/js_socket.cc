@@ -197,6 +197,18 @@ inline bool FastFd(napi_env env, napi_value value, int* fd) {
   return true;
 }
 
+// range[0], range[1]: an offset and a length inside `size` bytes at `data` (null for a detached
+// buffer: only an empty range passes, and it points at a byte of its own).
+inline bool FastRangeIn(napi_env env, const napi_value* range, void* data, size_t size, ByteRange* out) {
+  double offset, length;
+  if (!FastInteger(env, range[0], 0, static_cast<double>(size), &offset)) return false;
+  if (!FastInteger(env, range[1], 0, static_cast<double>(size) - offset, &length)) return false;
+  static uint8_t empty;
+  uint8_t* bytes = data == nullptr ? &empty : static_cast<uint8_t*>(data);
+  *out = ByteRange{bytes + static_cast<size_t>(offset), static_cast<size_t>(length)};
+  return true;
+}
+
 // argv[index] is a Uint8Array and argv[index + 1], argv[index + 2] an offset and a length inside it.
 inline bool FastByteRange(napi_env env, const napi_value* argv, size_t index, ByteRange* out) {
   napi_typedarray_type type;
@@ -206,13 +218,7 @@ inline bool FastByteRange(napi_env env, const napi_value* argv, size_t index, By
       type != napi_uint8_array) {
     return false;
   }
-  double offset, length;
-  if (!FastInteger(env, argv[index + 1], 0, static_cast<double>(size), &offset)) return false;
-  if (!FastInteger(env, argv[index + 2], 0, static_cast<double>(size) - offset, &length)) return false;
-  static uint8_t empty;
-  uint8_t* bytes = data == nullptr ? &empty : static_cast<uint8_t*>(data);
-  *out = ByteRange{bytes + static_cast<size_t>(offset), static_cast<size_t>(length)};
-  return true;
+  return FastRangeIn(env, argv + index + 1, data, size, out);
 }
 
 // argv[index] is an ArrayBuffer and argv[index + 1], argv[index + 2] an offset and a length inside
@@ -226,13 +232,7 @@ inline bool FastArrayBufferRange(napi_env env, const napi_value* argv, size_t in
   void* data;
   // A detached buffer has no data and length 0: only an empty range passes.
   if (napi_get_arraybuffer_info(env, argv[index], &data, &size) != napi_ok) return false;
-  double offset, length;
-  if (!FastInteger(env, argv[index + 1], 0, static_cast<double>(size), &offset)) return false;
-  if (!FastInteger(env, argv[index + 2], 0, static_cast<double>(size) - offset, &length)) return false;
-  static uint8_t empty;
-  uint8_t* bytes = data == nullptr ? &empty : static_cast<uint8_t*>(data);
-  *out = ByteRange{bytes + static_cast<size_t>(offset), static_cast<size_t>(length)};
-  return true;
+  return FastRangeIn(env, argv + index + 1, data, size, out);
 }
 
 // A hot-path result: the number, or null for EBADF/ENOTSOCK (a caller's bug), which the caller
