@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Where a served echo message's user-space instructions go, by function: `coloop serve` (or
-// `serve --protocol`) under callgrind, driven by the C load client (100 connections x 64 B).
+// `serve --protocol`) under callgrind, driven by the C load client (100 connections x 64 B, or
+// --size B).
 // One load run warms the server up and is then counted alone on the same connections
 // (callgrind_control --zero and --dump around its measured phase), so start-up, compilation of the
 // warm-up and connection set-up and teardown stay out of the window; JIT code is named
 // through node's --perf-basic-prof map. bench/instructions.js gives the totals; this says where
 // they go (a call into the addon, the poll, the JS functions, V8's builtins).
 //
-//   node bench/breakdown.js [--modes serve,proto] [--warmup 20] [--seconds 9] [--top 30]
+//   node bench/breakdown.js [--modes serve,proto] [--size 64] [--warmup 20] [--seconds 9] [--top 30]
 //
 // Prints per message: instructions by part of the process, the top functions by their own
 // instructions, and, for the addon's entry points and Node-API's, calls per message and
@@ -26,6 +27,8 @@ const modes = modesOption('serve');
 const warmup = Number(option('--warmup', '20'));
 const seconds = Number(option('--seconds', '9'));
 const top = Number(option('--top', '30'));
+const size = Number(option('--size', '64'));
+if (!Number.isInteger(size) || size < 1 || size > 1 << 20) throw new RangeError(`--size takes 1 to 1048576 bytes, not ${option('--size')}`);
 if (!(warmup >= 1 && warmup <= 120) || !(seconds >= 1 && seconds <= 120)) throw new RangeError('--warmup and --seconds take 1 to 120');
 requireTools('breakdown.js', ['valgrind', 'callgrind_control'], 'valgrind');
 const loadClient = buildLoadClient();
@@ -65,7 +68,7 @@ async function measure(mode, dir) {
     // is set up or closed inside the window (new connections also brought TurboFan recompiles
     // into it). The client holds before and after its measured phase (--hold) for the counter
     // to be zeroed and dumped exactly around the messages it counts.
-    const [lcmd, largv] = pinned(1, [loadClient, '--host', '127.0.0.1', '--port', String(port), '--conns', '100', '--size', '64',
+    const [lcmd, largv] = pinned(1, [loadClient, '--host', '127.0.0.1', '--port', String(port), '--conns', '100', '--size', String(size),
       '--warmup', String(warmup), '--duration', String(seconds), '--hold', '--json']);
     const load = spawn(lcmd, largv, { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
@@ -187,7 +190,7 @@ for (const mode of modes) {
     const { self, called } = parse(costs);
     const total = [...self.values()].reduce((a, b) => a + b, 0);
     const per = (x) => (x / messages).toFixed(1).padStart(8);
-    console.log(`\n${mode === 'proto' ? 'serve --protocol' : 'serve'}: ${Math.round(total / messages).toLocaleString('en')} instructions per message (${messages.toLocaleString('en')} messages in a ${seconds} s window after ${warmup} s of warm-up)`);
+    console.log(`\n${mode === 'proto' ? 'serve --protocol' : 'serve'}: ${Math.round(total / messages).toLocaleString('en')} instructions per message (${size} B messages, ${messages.toLocaleString('en')} messages in a ${seconds} s window after ${warmup} s of warm-up)`);
     const groups = new Map();
     const byFn = new Map();
     for (const [key, v] of self) {

@@ -28,22 +28,35 @@ function wellFormedXml(text: string): boolean {
   return stack.length === 0 && !stray.includes('<');
 }
 
-// The io_uring reference is opt-in in the suite and needs liburing (.ci/run installs liburing-dev
-// when it can): without it, its test is skipped and says why.
-const uringBuild = spawnSync('cc', ['-O2', '-Wall', '-Werror', '-o', path.join(tmp, 'echo_uring'), path.join(root, 'bench/echo/c/echo_uring.c'), '-luring'], { encoding: 'utf8' });
-const references: Array<[string, boolean]> = [['echo_epoll', true], ['echo_uring', uringBuild.status === 0]];
-if (uringBuild.status !== 0) console.warn(`bench-suite test: echo_uring did not build, its test is skipped: ${uringBuild.stderr?.split('\n')[0]}`);
+// The io_uring references are opt-in in the suite and need liburing (.ci/run installs liburing-dev
+// when it can): without it, their tests are skipped and say why.
+function buildUring(name: string): boolean {
+  const r = spawnSync('cc', ['-O2', '-Wall', '-Werror', '-o', path.join(tmp, name), path.join(root, `bench/echo/c/${name}.c`), '-luring'], { encoding: 'utf8' });
+  if (r.status !== 0) console.warn(`bench-suite test: ${name} did not build, its tests are skipped: ${r.stderr?.split('\n')[0]}`);
+  return r.status === 0;
+}
+const uring = buildUring('echo_uring');
+const uringBatch = buildUring('echo_uring_batch');
+// [binary, extra arguments, built here (else by beforeAll)]: every mode the suite runs.
+const references: Array<[string, string[], boolean | null]> = [
+  ['echo_epoll', [], null],
+  ['echo_uring', [], uring],
+  ['echo_uring', ['--send', 'sync'], uring],
+  ['echo_uring', ['--recv', 'single'], uring],
+  ['echo_uring_batch', [], uringBatch],
+  ['echo_uring_batch', ['--read', 'syscall'], uringBatch],
+];
 
-describe.each(references)('C reference echo server %s', (name, buildable) => {
+describe.each(references)('C reference echo server %s %j', (name, extra, built) => {
   const bin = path.join(tmp, name);
   beforeAll(() => {
-    if (name === 'echo_uring') return; // built above
+    if (built !== null) return; // built above
     const r = spawnSync('cc', ['-O2', '-Wall', '-Werror', '-o', bin, path.join(root, `bench/echo/c/${name}.c`)], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
   });
 
-  it.skipIf(!buildable)('echoes 8 MiB byte-exactly through partial writes, and exits 0 on SIGTERM', async () => {
-    const server = spawn(bin, ['--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  it.skipIf(built === false)('echoes 8 MiB byte-exactly through partial writes, and exits 0 on SIGTERM', async () => {
+    const server = spawn(bin, ['--host', '127.0.0.1', '--port', '0', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       const port = await new Promise<number>((resolve, reject) => {
         let out = '';

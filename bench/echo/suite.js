@@ -95,8 +95,15 @@ function serverCommands(cli, baseline) {
     { id: 'node-pipe', label: 'node:net pipe', cmd: [node, path.join(here, 'node_echo.js'), '--host', HOST, '--port', '0', '--mode', 'pipe'] },
     { id: 'node-data', label: "node:net on('data')", cmd: [node, path.join(here, 'node_echo.js'), '--host', HOST, '--port', '0', '--mode', 'data'] },
     // Opt-in (--servers ...,c-uring): io_uring's cost on the same echo, for the question whether
-    // coloop should have an io_uring backend. Needs liburing (Debian: liburing-dev).
-    { id: 'c-uring', label: 'C io_uring (multishot recv)', cmd: [path.join(buildDir, 'echo_uring'), '--host', HOST, '--port', '0'], uring: true },
+    // coloop should have an io_uring backend, and which kind. Need liburing (Debian: liburing-dev).
+    { id: 'c-uring', label: 'C io_uring (multishot recv)', cmd: [path.join(buildDir, 'echo_uring'), '--host', HOST, '--port', '0'], uring: 'echo_uring' },
+    // The same, with each send made by send(2) at once (the ring only for what the kernel does not
+    // take): what an io_uring backend would keep of the saving with coloop's write(), which says
+    // at once what the kernel took.
+    { id: 'c-uring-sync', label: 'C io_uring (multishot recv, send(2))', cmd: [path.join(buildDir, 'echo_uring'), '--host', HOST, '--port', '0', '--send', 'sync'], uring: 'echo_uring' },
+    // epoll as in the reference, each batch's reads made by one io_uring_enter: what coloop's
+    // poll would save by batching its reads ahead, without multishot receive.
+    { id: 'c-uring-batch', label: 'C epoll + one io_uring_enter of recvs per batch', cmd: [path.join(buildDir, 'echo_uring_batch'), '--host', HOST, '--port', '0'], uring: 'echo_uring_batch' },
     { id: 'asyncio', label: 'Python asyncio', cmd: [PY, path.join(here, 'python/asyncio_echo.py'), '--host', HOST, '--port', '0'], python: true },
     { id: 'uvloop', label: 'Python uvloop', cmd: [PY, path.join(here, 'python/asyncio_echo.py'), '--host', HOST, '--port', '0', '--uvloop'], python: true, uvloop: true },
   ];
@@ -285,10 +292,10 @@ function buildC() {
   }
 }
 
-/** Builds the io_uring reference server; null when built, else why it could not be. */
-function buildUring() {
-  const src = path.join(here, 'c', 'echo_uring.c');
-  const bin = path.join(buildDir, 'echo_uring');
+/** Builds an io_uring reference server (`name`.c); null when built, else why it could not be. */
+function buildUring(name) {
+  const src = path.join(here, 'c', `${name}.c`);
+  const bin = path.join(buildDir, name);
   if (existsSync(bin) && statSync(bin).mtimeMs >= sourceTime(src)) return null;
   const r = spawnSync(process.env.CC || 'cc', ['-O2', '-Wall', '-o', bin, src, '-luring'], { encoding: 'utf8' });
   return r.status === 0 ? null : `it did not build (liburing missing? ${String(r.stderr || r.error).split('\n')[0]})`;
@@ -395,7 +402,7 @@ async function main() {
       continue;
     }
     if (def.uring) {
-      const why = buildUring();
+      const why = buildUring(def.uring);
       if (why !== null) {
         notes.push(`${def.label}: skipped, ${why} (Debian: apt-get install liburing-dev).`);
         continue;

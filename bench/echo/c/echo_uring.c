@@ -19,6 +19,13 @@
  *                  re-armed once buffers have come back (a peer that does not read can hold at most
  *                  the whole ring: that is this mode's backpressure).
  *
+ * Two send strategies (--recv multi):
+ *
+ *   --send ring    (default) every send is an IORING_OP_SEND, submitted with the next wait
+ *   --send sync    send(2) at once, MSG_DONTWAIT; only what the kernel does not take goes to the
+ *                  ring. The question it answers: how much of io_uring's saving a runtime keeps
+ *                  whose write() must say at once what the kernel took (coloop's does).
+ *
  * Ring setup flags (--setup): auto tries SINGLE_ISSUER|DEFER_TASKRUN, then
  * COOP_TASKRUN|TASKRUN_FLAG, then none; defer|coop|none force one (fail if refused).
  *
@@ -59,7 +66,7 @@ struct conn {
 #include "echo_common.h"
 
 static struct io_uring ring;
-static int lfd, multi = 1;
+static int lfd, multi = 1, sync_send = 0;
 
 /* buffer ring (multi mode) */
 static struct io_uring_buf_ring *br;
@@ -135,8 +142,32 @@ static void start_closing(int fd, struct conn *c) {
 }
 
 static void send_head(int fd, struct conn *c) {
-  int b = c->qhead;
-  arm_send(fd, bufbase + (size_t)b * bufsize + boff[b], blen[b] - boff[b]);
+  for (;;) {
+    int b = c->qhead;
+    const char *p = bufbase + (size_t)b * bufsize + boff[b];
+    uint32_t left = blen[b] - boff[b];
+    if (sync_send) {
+      ssize_t n = send(fd, p, left, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        start_closing(fd, c);
+        return;
+      }
+      if (n > 0) {
+        boff[b] += (uint32_t)n;
+        if (boff[b] == blen[b]) {
+          c->qhead = bnext[b];
+          if (c->qhead < 0) c->qtail = -1;
+          buf_return(b);
+          if (c->qhead >= 0) continue;
+          maybe_close(fd, c);
+          return;
+        }
+        continue;
+      }
+    }
+    arm_send(fd, p, left);
+    return;
+  }
 }
 
 static void on_accept(struct io_uring_cqe *cqe) {
@@ -308,10 +339,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--backlog") && i + 1 < argc) backlog = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--recv") && i + 1 < argc) multi = strcmp(argv[++i], "single") != 0;
     else if (!strcmp(argv[i], "--setup") && i + 1 < argc) setup = argv[++i];
+    else if (!strcmp(argv[i], "--send") && i + 1 < argc) sync_send = strcmp(argv[++i], "sync") == 0;
     else if (!strcmp(argv[i], "--nbufs") && i + 1 < argc) nbufs = (unsigned)atoi(argv[++i]);
     else if (!strcmp(argv[i], "--bufsize") && i + 1 < argc) bufsize = (unsigned)atoi(argv[++i]);
     else {
-      fprintf(stderr, "usage: %s --port P [--host H] [--backlog N] [--recv multi|single] "
+      fprintf(stderr, "usage: %s --port P [--host H] [--backlog N] [--recv multi|single] [--send ring|sync] "
                       "[--setup auto|defer|coop|none] [--nbufs N] [--bufsize B]\n", argv[0]);
       return 2;
     }
