@@ -42,6 +42,8 @@ const references: Array<[string, string[], boolean | null]> = [
   ['echo_epoll', [], null],
   ['echo_uring', [], uring],
   ['echo_uring', ['--send', 'sync'], uring],
+  ['echo_uring', ['--send', 'sync', '--setup', 'coop'], uring],
+  ['echo_uring', ['--send', 'sync', '--wait', 'epoll'], uring],
   ['echo_uring', ['--recv', 'single'], uring],
   ['echo_uring_batch', [], uringBatch],
   ['echo_uring_batch', ['--read', 'syscall'], uringBatch],

@@ -101,6 +101,14 @@ function serverCommands(cli, baseline) {
     // take): what an io_uring backend would keep of the saving with coloop's write(), which says
     // at once what the kernel took.
     { id: 'c-uring-sync', label: 'C io_uring (multishot recv, send(2))', cmd: [path.join(buildDir, 'echo_uring'), '--host', HOST, '--port', '0', '--send', 'sync'], uring: 'echo_uring' },
+    // The same on a COOP_TASKRUN ring (echo_uring picks DEFER_TASKRUN where it can): the setup a
+    // receive path inside coloop's poller would need (bench/echo/c/uring_probe.c: a DEFER_TASKRUN
+    // ring's completions do not wake an epoll set at once, and a cancelled receive holds its
+    // socket open until the next enter).
+    { id: 'c-uring-sync-coop', label: 'C io_uring (multishot recv, send(2), COOP_TASKRUN)', cmd: [path.join(buildDir, 'echo_uring'), '--host', HOST, '--port', '0', '--send', 'sync', '--setup', 'coop'], uring: 'echo_uring' },
+    // The same woken as a runtime inside Node's loop would be: an eventfd registered with the ring,
+    // in an epoll set the loop blocks on (libuv's part), then a submit-and-reap that does not wait.
+    { id: 'c-uring-sync-epoll', label: 'C io_uring (multishot recv, send(2), woken through epoll)', cmd: [path.join(buildDir, 'echo_uring'), '--host', HOST, '--port', '0', '--send', 'sync', '--wait', 'epoll'], uring: 'echo_uring' },
     // epoll as in the reference, each batch's reads made by one io_uring_enter: what coloop's
     // poll would save by batching its reads ahead, without multishot receive.
     { id: 'c-uring-batch', label: 'C epoll + one io_uring_enter of recvs per batch', cmd: [path.join(buildDir, 'echo_uring_batch'), '--host', HOST, '--port', '0'], uring: 'echo_uring_batch' },

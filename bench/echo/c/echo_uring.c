@@ -26,6 +26,15 @@
  *                  ring. The question it answers: how much of io_uring's saving a runtime keeps
  *                  whose write() must say at once what the kernel took (coloop's does).
  *
+ * Two ways to wait (--wait):
+ *
+ *   --wait ring    (default) io_uring_submit_and_wait(ring, 1)
+ *   --wait epoll   as a runtime inside another event loop would: an eventfd registered with the
+ *                  ring (io_uring_register_eventfd) sits in an epoll set; the loop blocks in
+ *                  epoll_wait on that set (Node's libuv would), then submits and reaps without
+ *                  waiting. On a DEFER_TASKRUN ring the eventfd, not the ring fd, is what wakes an
+ *                  epoll set when a receive completes (bench/echo/c/uring_probe.c).
+ *
  * Ring setup flags (--setup): auto tries SINGLE_ISSUER|DEFER_TASKRUN, then
  * COOP_TASKRUN|TASKRUN_FLAG, then none; defer|coop|none force one (fail if refused).
  *
@@ -43,6 +52,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -66,7 +77,7 @@ struct conn {
 #include "echo_common.h"
 
 static struct io_uring ring;
-static int lfd, multi = 1, sync_send = 0;
+static int lfd, multi = 1, sync_send = 0, wait_epoll = 0;
 
 /* buffer ring (multi mode) */
 static struct io_uring_buf_ring *br;
@@ -340,10 +351,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--recv") && i + 1 < argc) multi = strcmp(argv[++i], "single") != 0;
     else if (!strcmp(argv[i], "--setup") && i + 1 < argc) setup = argv[++i];
     else if (!strcmp(argv[i], "--send") && i + 1 < argc) sync_send = strcmp(argv[++i], "sync") == 0;
+    else if (!strcmp(argv[i], "--wait") && i + 1 < argc) wait_epoll = strcmp(argv[++i], "epoll") == 0;
     else if (!strcmp(argv[i], "--nbufs") && i + 1 < argc) nbufs = (unsigned)atoi(argv[++i]);
     else if (!strcmp(argv[i], "--bufsize") && i + 1 < argc) bufsize = (unsigned)atoi(argv[++i]);
     else {
-      fprintf(stderr, "usage: %s --port P [--host H] [--backlog N] [--recv multi|single] [--send ring|sync] "
+      fprintf(stderr, "usage: %s --port P [--host H] [--backlog N] [--recv multi|single] [--send ring|sync] [--wait ring|epoll] "
                       "[--setup auto|defer|coop|none] [--nbufs N] [--bufsize B]\n", argv[0]);
       return 2;
     }
@@ -357,10 +369,34 @@ int main(int argc, char **argv) {
   if (multi) setup_bufring();
   arm_accept();
 
+  int wep = -1, efd = -1;
+  if (wait_epoll) {
+    efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd < 0) die("eventfd");
+    int r = io_uring_register_eventfd(&ring, efd);
+    if (r) die_err("io_uring_register_eventfd", r);
+    wep = epoll_create1(EPOLL_CLOEXEC);
+    if (wep < 0) die("epoll_create1");
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = efd};
+    if (epoll_ctl(wep, EPOLL_CTL_ADD, efd, &ev) < 0) die("epoll_ctl eventfd");
+  }
+
   print_listening(lfd);
 
   while (!stopping) {
-    int r = io_uring_submit_and_wait(&ring, 1);
+    int r;
+    if (wait_epoll) {
+      /* Submit and run the ring's deferred work without waiting; block in epoll only when that
+         brought no completion (a completion after this wakes the eventfd, an edge each time). */
+      r = io_uring_submit_and_get_events(&ring);
+      if (r >= 0 && io_uring_cq_ready(&ring) == 0) {
+        struct epoll_event ev;
+        if (epoll_wait(wep, &ev, 1, -1) < 0 && errno != EINTR) die("epoll_wait");
+        r = io_uring_get_events(&ring);
+      }
+    } else {
+      r = io_uring_submit_and_wait(&ring, 1);
+    }
     if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) die_err("io_uring_submit_and_wait", r);
     struct io_uring_cqe *cqe;
     unsigned head, seen = 0;
@@ -387,6 +423,10 @@ int main(int argc, char **argv) {
     }
   }
   io_uring_queue_exit(&ring);
+  if (wait_epoll) {
+    close(wep);
+    close(efd);
+  }
   for (size_t fd = 0; fd < nconns; fd++) free(conns[fd].buf);
   free(conns);
   close(lfd);
