@@ -101,10 +101,10 @@ function serverCommands(cli, baseline) {
     // take): what an io_uring backend would keep of the saving with coloop's write(), which says
     // at once what the kernel took.
     { id: 'c-uring-sync', label: 'C io_uring (multishot recv, send(2))', cmd: [path.join(buildDir, 'echo_uring'), '--host', HOST, '--port', '0', '--send', 'sync'], uring: 'echo_uring' },
-    // The same on a COOP_TASKRUN ring (echo_uring picks DEFER_TASKRUN where it can): the setup a
-    // receive path inside coloop's poller would need (bench/echo/c/uring_probe.c: a DEFER_TASKRUN
-    // ring's completions do not wake an epoll set at once, and a cancelled receive holds its
-    // socket open until the next enter).
+    // The same on a COOP_TASKRUN ring (echo_uring picks DEFER_TASKRUN where it can): whether the
+    // simpler setup costs more (its ring fd wakes an epoll set, and a cancelled receive lets go of
+    // its socket at once; DEFER_TASKRUN needs an eventfd and an enter for that: uring_probe.c).
+    // It does: 1.17-1.20x epoll's server CPU per message (bench/results/uring-setup).
     { id: 'c-uring-sync-coop', label: 'C io_uring (multishot recv, send(2), COOP_TASKRUN)', cmd: [path.join(buildDir, 'echo_uring'), '--host', HOST, '--port', '0', '--send', 'sync', '--setup', 'coop'], uring: 'echo_uring' },
     // The same woken as a runtime inside Node's loop would be: an eventfd registered with the ring,
     // in an epoll set the loop blocks on (libuv's part), then a submit-and-reap that does not wait.
