@@ -283,9 +283,10 @@ function procMemKiB(pid) {
 // ---------------------------------------------------------------------------------------------
 // Build and detection
 
-/** When `src` or the header the reference servers share last changed. */
+/** When `src` or a header the reference servers share last changed. */
 function sourceTime(src) {
-  return Math.max(statSync(src).mtimeMs, statSync(path.join(here, 'c', 'echo_common.h')).mtimeMs);
+  const headers = ['echo_common.h', 'echo_epoll_conn.h'].map((h) => statSync(path.join(here, 'c', h)).mtimeMs);
+  return Math.max(statSync(src).mtimeMs, ...headers);
 }
 
 function buildC() {

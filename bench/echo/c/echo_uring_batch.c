@@ -32,75 +32,9 @@
 #define SLOT (64 * 1024)
 #define MAX_EVENTS 256
 
-struct conn {
-  char *pending; /* bytes read but not yet written back (NULL: none) */
-  size_t off, len;
-};
+#include "echo_epoll_conn.h"
 
-#include "echo_common.h"
-
-static int ep;
 static struct io_uring ring;
-
-static void set_events(int fd, unsigned events) {
-  struct epoll_event ev = {.events = events, .data.fd = fd};
-  if (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) < 0) die("epoll_ctl MOD");
-}
-
-static void close_conn(int fd) {
-  struct conn *c = conn_for(fd);
-  free(c->pending);
-  c->pending = NULL;
-  c->off = c->len = 0;
-  epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
-  close(fd);
-}
-
-/* Writes buf back; what the kernel does not take is kept, and reading stops until it is flushed. */
-static int send_or_keep(int fd, struct conn *c, const char *buf, size_t len) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = write(fd, buf + done, len - done);
-    if (n > 0) {
-      done += (size_t)n;
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      size_t rest = len - done;
-      char *keep = malloc(rest);
-      if (!keep) die("malloc");
-      memcpy(keep, buf + done, rest);
-      c->pending = keep;
-      c->off = 0;
-      c->len = rest;
-      set_events(fd, EPOLLOUT);
-      return 0;
-    } else {
-      return -1;
-    }
-  }
-  return 0;
-}
-
-static void on_writable(int fd, struct conn *c) {
-  while (c->off < c->len) {
-    ssize_t n = write(fd, c->pending + c->off, c->len - c->off);
-    if (n > 0) {
-      c->off += (size_t)n;
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      return;
-    } else {
-      close_conn(fd);
-      return;
-    }
-  }
-  free(c->pending);
-  c->pending = NULL;
-  c->off = c->len = 0;
-  set_events(fd, EPOLLIN | EPOLLRDHUP);
-}
 
 /* A read's outcome: `n` bytes, 0 at end of stream, or a negative errno. */
 static void on_read(int fd, ssize_t n, const char *buf) {
@@ -108,25 +42,6 @@ static void on_read(int fd, ssize_t n, const char *buf) {
     if (send_or_keep(fd, conn_for(fd), buf, (size_t)n) < 0) close_conn(fd);
   } else if (n == 0 || (n != -EAGAIN && n != -EWOULDBLOCK && n != -EINTR)) {
     close_conn(fd);
-  }
-}
-
-static void accept_all(int lfd) {
-  for (;;) {
-    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) perror("accept4");
-      return;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    conn_for(fd);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fd};
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-      perror("epoll_ctl ADD");
-      close(fd);
-    }
   }
 }
 
