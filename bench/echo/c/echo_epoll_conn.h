@@ -94,4 +94,12 @@ static void accept_all(int lfd) {
   }
 }
 
+/* Creates the epoll set (into `ep`) with the listening socket in it, level-triggered. */
+static void watch_listener(int lfd) {
+  ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) die("epoll_create1");
+  struct epoll_event lev = {.events = EPOLLIN, .data.fd = lfd};
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev) < 0) die("epoll_ctl listen");
+}
+
 #endif

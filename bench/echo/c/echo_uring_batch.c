@@ -61,10 +61,7 @@ int main(int argc, char **argv) {
 
   install_signals();
   int lfd = listen_tcp("echo_uring_batch", host, port, backlog, SOCK_NONBLOCK);
-  ep = epoll_create1(EPOLL_CLOEXEC);
-  if (ep < 0) die("epoll_create1");
-  struct epoll_event lev = {.events = EPOLLIN, .data.fd = lfd};
-  if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev) < 0) die("epoll_ctl listen");
+  watch_listener(lfd);
 
   struct io_uring_params p;
   memset(&p, 0, sizeof p);
