@@ -69,18 +69,7 @@ int main(int argc, char **argv) {
       die("epoll_wait");
     }
     for (int i = 0; i < n; i++) {
-      int fd = events[i].data.fd;
-      unsigned ev = events[i].events;
-      if (fd == lfd) {
-        accept_all(lfd);
-        continue;
-      }
-      struct conn *c = conn_for(fd);
-      if (c->pending) {
-        if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_writable(fd, c);
-      } else if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
-        on_readable(fd, buf);
-      }
+      if (dispatch(lfd, &events[i])) on_readable(events[i].data.fd, buf);
     }
   }
   for (size_t fd = 0; fd < nconns; fd++) free(conns[fd].pending);

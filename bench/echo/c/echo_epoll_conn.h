@@ -94,6 +94,23 @@ static void accept_all(int lfd) {
   }
 }
 
+/* Handles one epoll event: accepts on the listener, flushes a connection's backlog; returns 1 when
+   the event asks the caller to read the connection (it has no backlog and is readable), else 0. */
+static int dispatch(int lfd, const struct epoll_event *event) {
+  int fd = event->data.fd;
+  unsigned ev = event->events;
+  if (fd == lfd) {
+    accept_all(lfd);
+    return 0;
+  }
+  struct conn *c = conn_for(fd);
+  if (c->pending) {
+    if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_writable(fd, c);
+    return 0;
+  }
+  return (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0;
+}
+
 /* Creates the epoll set (into `ep`) with the listening socket in it, level-triggered. */
 static void watch_listener(int lfd) {
   ep = epoll_create1(EPOLL_CLOEXEC);

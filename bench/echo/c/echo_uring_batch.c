@@ -92,18 +92,7 @@ int main(int argc, char **argv) {
     }
     int nr = 0;
     for (int i = 0; i < n; i++) {
-      int fd = events[i].data.fd;
-      unsigned ev = events[i].events;
-      if (fd == lfd) {
-        accept_all(lfd);
-        continue;
-      }
-      struct conn *c = conn_for(fd);
-      if (c->pending) {
-        if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_writable(fd, c);
-      } else if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
-        readers[nr++] = fd;
-      }
+      if (dispatch(lfd, &events[i])) readers[nr++] = events[i].data.fd;
     }
     if (nr == 0) continue;
     if (!use_ring) {
