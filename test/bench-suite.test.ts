@@ -103,6 +103,18 @@ describe.each(references)('C reference echo server %s %j', (name, extra, built) 
   });
 });
 
+it.skipIf(!uring || !uringBatch)('the io_uring references refuse a mode they do not know, with their usage and status 2', () => {
+  for (const [name, args] of [
+    ['echo_uring', ['--send', 'bogus']],
+    ['echo_uring', ['--wait', 'bogus']],
+    ['echo_uring_batch', ['--read', 'bogus']],
+  ] as const) {
+    const r = spawnSync(path.join(tmp, name), ['--port', '0', ...args], { encoding: 'utf8', timeout: 5000 });
+    expect(r.status, `${name} ${args.join(' ')}`).toBe(2);
+    expect(r.stderr).toContain('usage:');
+  }
+});
+
 describe('bench/echo/suite.js --smoke', () => {
   const out = path.join(tmp, 'results');
   let run: ReturnType<typeof spawnSync>;

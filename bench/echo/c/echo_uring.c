@@ -350,8 +350,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--backlog") && i + 1 < argc) backlog = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--recv") && i + 1 < argc) multi = strcmp(argv[++i], "single") != 0;
     else if (!strcmp(argv[i], "--setup") && i + 1 < argc) setup = argv[++i];
-    else if (!strcmp(argv[i], "--send") && i + 1 < argc) sync_send = strcmp(argv[++i], "sync") == 0;
-    else if (!strcmp(argv[i], "--wait") && i + 1 < argc) wait_epoll = strcmp(argv[++i], "epoll") == 0;
+    else if (!strcmp(argv[i], "--send") && i + 1 < argc && (!strcmp(argv[i + 1], "sync") || !strcmp(argv[i + 1], "ring")))
+      sync_send = strcmp(argv[++i], "sync") == 0;
+    else if (!strcmp(argv[i], "--wait") && i + 1 < argc && (!strcmp(argv[i + 1], "epoll") || !strcmp(argv[i + 1], "ring")))
+      wait_epoll = strcmp(argv[++i], "epoll") == 0;
     else if (!strcmp(argv[i], "--nbufs") && i + 1 < argc) nbufs = (unsigned)atoi(argv[++i]);
     else if (!strcmp(argv[i], "--bufsize") && i + 1 < argc) bufsize = (unsigned)atoi(argv[++i]);
     else {

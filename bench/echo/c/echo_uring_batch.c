@@ -52,7 +52,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--port") && i + 1 < argc) port = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--host") && i + 1 < argc) host = argv[++i];
     else if (!strcmp(argv[i], "--backlog") && i + 1 < argc) backlog = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--read") && i + 1 < argc) use_ring = strcmp(argv[++i], "syscall") != 0;
+    else if (!strcmp(argv[i], "--read") && i + 1 < argc && (!strcmp(argv[i + 1], "uring") || !strcmp(argv[i + 1], "syscall")))
+      use_ring = strcmp(argv[++i], "syscall") != 0;
     else {
       fprintf(stderr, "usage: %s --port P [--host H] [--backlog N] [--read uring|syscall]\n", argv[0]);
       return 2;
