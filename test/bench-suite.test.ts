@@ -115,6 +115,60 @@ it.skipIf(!uring || !uringBatch)('the io_uring references refuse a mode they do 
   }
 });
 
+describe('bench/echo/c/load_epoll.c --rate', () => {
+  const load = path.join(tmp, 'load_epoll_rate');
+  const echo = path.join(tmp, 'echo_epoll_rate');
+  beforeAll(() => {
+    for (const [bin, name] of [[load, 'load_epoll'], [echo, 'echo_epoll']] as const) {
+      const r = spawnSync('cc', ['-O2', '-Wall', '-Werror', '-o', bin, path.join(root, `bench/echo/c/${name}.c`)], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+    }
+  });
+
+  it('sends no more than the rate asks for, and says the rate in its JSON', async () => {
+    const server = spawn(echo, ['--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        server.stdout!.on('data', (d) => {
+          out += d;
+          const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        server.on('exit', (code) => reject(new Error(`exited ${code}`)));
+      });
+      const rate = 2000;
+      // Paced warm-up, then the measured second: 20 connections could echo far more than this
+      // (unpaced, each sends again as soon as its echo is back).
+      const r = spawnSync(load, ['--host', '127.0.0.1', '--port', String(port), '--conns', '20', '--size', '64', '--duration', '1', '--warmup', '0.3', '--rate', String(rate)], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(r.status, r.stderr).toBe(0);
+      const res = JSON.parse(r.stdout);
+      expect(res.rate).toBe(rate);
+      expect(res.errors).toBe(0);
+      expect(res.messages).toBeGreaterThan(0);
+      // Message k is due at start + k/rate: at most rate x elapsed + 1 go out in the window.
+      expect(res.messages).toBeLessThanOrEqual(Math.floor(rate * res.duration) + 1);
+      // Unpaced, the JSON has no rate.
+      const u = spawnSync(load, ['--host', '127.0.0.1', '--port', String(port), '--conns', '2', '--size', '64', '--duration', '0.2'], { encoding: 'utf8', timeout: 30_000 });
+      expect(u.status, u.stderr).toBe(0);
+      expect(JSON.parse(u.stdout).rate).toBeUndefined();
+    } finally {
+      server.kill('SIGTERM');
+    }
+  });
+
+  it('refuses a rate that is not a number of messages a second from 1 to 1e8, with status 2', () => {
+    for (const bad of ['0', '-5', '5x', '1e9', 'fast']) {
+      const r = spawnSync(load, ['--host', '127.0.0.1', '--port', '1', '--conns', '1', '--size', '1', '--duration', '1', '--rate', bad], { encoding: 'utf8', timeout: 5000 });
+      expect(r.status, bad).toBe(2);
+      expect(r.stderr).toContain('--rate');
+    }
+  });
+});
+
 describe('bench/echo/suite.js --smoke', () => {
   const out = path.join(tmp, 'results');
   let run: ReturnType<typeof spawnSync>;
@@ -229,6 +283,47 @@ describe('bench/echo/report.js goals', () => {
     const under = summarize(results).goals.find((g) => g.goal === goal.goal)!.measured.native!;
     expect(under.pass).toBe(false);
     expect(under.text).toMatch(/^0\.949× /);
+  });
+});
+
+describe('bench/echo/report.js on a paced scenario (equal load)', () => {
+  it('compares servers by CPU per message, marks one that fell behind, and draws CPU bars', async () => {
+    const { summarize, renderMarkdown, renderSvg } = (await import(path.join(root, 'bench/echo/report.js'))) as {
+      summarize: (results: unknown) => Record<string, Record<string, { cpuFracC: number | null; behind: boolean; fracC: number | null }>>;
+      renderMarkdown: (results: unknown) => string;
+      renderSvg: (results: unknown) => string;
+    };
+    const sc = { id: 'c100-64-r100k', label: '100 conns × 64 B at 100k msgs/s', conns: 100, size: 64, pipeline: 1, rate: 100_000 };
+    const run = (server: string, round: number, msgsPerSec: number, cpuSec: number) => ({
+      server,
+      scenario: sc.id,
+      round,
+      result: { messages: msgsPerSec * 5, msgsPerSec, duration: 5, mbPerSec: 1, clientCpuSec: 1, latencyUs: { p50: 50, p99: 500, p999: 900 } },
+      serverCpuSec: cpuSec,
+      serverUserCpuSec: cpuSec / 10,
+    });
+    const results = {
+      mode: 'test', date: '2026-11-30T00:00:00Z', wallSec: 1, notes: [],
+      machine: { cpus: 2, model: 'm', kernel: 'k', node: 'n', loadavg: [0, 0, 0], clientCore: 1, serverCore: 0, taskset: true },
+      client: { label: 'c', kind: 'c' }, config: { rounds: 1, warmup: 1, duration: 5 },
+      scenarios: [sc],
+      servers: [{ id: 'c', label: 'C epoll (reference)' }, { id: 'native', label: 'coloop native (serve)' }, { id: 'js', label: 'coloop js (pure-JS selector)' }],
+      // C: 2.5 s over 500k messages (5 µs each); native 6.25 µs; js kept only 90% of the rate.
+      runs: [run('c', 0, 100_000, 2.5), run('native', 0, 100_000, 3.125), run('js', 0, 90_000, 4.5)],
+    };
+    const cells = summarize(results)[sc.id]!;
+    expect(cells.native!.cpuFracC).toBeCloseTo(0.8, 10);
+    expect(cells.native!.behind).toBe(false);
+    expect(cells.js!.behind).toBe(true);
+    const md = renderMarkdown(results);
+    expect(md).toContain('Equal load');
+    expect(md).toContain('| × C (CPU) |');
+    expect(md).toMatch(/\| coloop native \(serve\) \| 100\.0k \(100\.0k–100\.0k\) \| 1\.0 \| 0\.80× \|/);
+    expect(md).toMatch(/coloop js \(pure-JS selector\) \| 90\.0k \(90\.0k–90\.0k\) ⚠ behind \|/);
+    const svg = renderSvg(results);
+    expect(wellFormedXml(svg)).toBe(true);
+    expect(svg).toContain('0.80× C (CPU)');
+    expect(svg).not.toMatch(/NaN|undefined/);
   });
 });
 

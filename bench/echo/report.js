@@ -58,10 +58,17 @@ export function summarize(results) {
       };
     }
     const med = (id) => cells[id]?.msgsPerSec.median ?? null;
+    const cpu = (id) => cells[id]?.serverCpuSecPerMMsgs ?? null;
     for (const [id, c] of Object.entries(cells)) {
       c.fracC = ratio(c.msgsPerSec.median, med('c'));
       c.xNode = ratio(c.msgsPerSec.median, med('node-pipe'));
       c.xJs = ratio(c.msgsPerSec.median, med('js'));
+      // Efficiency: the other server's CPU per message over this one's (above 1: this one needs less).
+      c.cpuFracC = ratio(cpu('c'), c.serverCpuSecPerMMsgs);
+      c.cpuXNode = ratio(cpu('node-pipe'), c.serverCpuSecPerMMsgs);
+      c.cpuXJs = ratio(cpu('js'), c.serverCpuSecPerMMsgs);
+      // A paced scenario (sc.rate): whether the server answered what it was sent.
+      c.behind = sc.rate != null && c.msgsPerSec.median != null && c.msgsPerSec.median < BEHIND_FRACTION * sc.rate;
       c.p99xC = ratio(c.latencyUs.p99, cells.c?.latencyUs.p99);
       c.clientBound = c.clientCpuPct.max != null && c.clientCpuPct.max >= CLIENT_BOUND_PCT;
       c.noisy = c.serverCoreOtherPct != null && c.serverCoreOtherPct >= NOISY_PCT;
@@ -261,6 +268,9 @@ function baselineTable(results) {
   ];
 }
 
+/** A paced cell whose server answered less than this share of the rate fell behind. */
+const BEHIND_FRACTION = 0.97;
+
 export function renderMarkdown(results) {
   const s = results.summary ?? summarize(results);
   const L = [];
@@ -304,9 +314,16 @@ export function renderMarkdown(results) {
   L.push('');
   for (const sc of results.scenarios) {
     const cells = s[sc.id];
+    const paced = sc.rate != null;
     L.push(`### ${sc.label}`);
     L.push('');
-    L.push('| server | msgs/s (min–max) | MB/s | × C | × node | × js | p50 / p99 / p99.9 µs | server CPU s/M msgs (user) | server CPU % | peak RSS MiB (idle) | client CPU % | other load on server core % |');
+    if (paced) {
+      L.push(`Equal load: the client sent every server ${fmtRate(sc.rate)} messages a second (load_epoll --rate), below what any of them saturates at, so the servers compare ` +
+        'by what the same work costs them: × C / × node / × js here are the other server\'s CPU per message over this one\'s (above 1: this one needs less), and latency is at the same throughput. ' +
+        `"behind": the server answered less than ${BEHIND_FRACTION * 100}% of the rate, and its figures are not at equal load.`);
+      L.push('');
+    }
+    L.push(`| server | msgs/s (min–max) | MB/s | × C${paced ? ' (CPU)' : ''} | × node${paced ? ' (CPU)' : ''} | × js${paced ? ' (CPU)' : ''} | p50 / p99 / p99.9 µs | server CPU s/M msgs (user) | server CPU % | peak RSS MiB (idle) | client CPU % | other load on server core % |`);
     L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const sv of results.servers) {
       const c = cells[sv.id];
@@ -318,7 +335,8 @@ export function renderMarkdown(results) {
       const r = c.msgsPerSec;
       const err = c.errors || c.connectFailures ? ` (${c.errors} err, ${c.connectFailures} conn fail)` : '';
       const partial = c.ok < c.rounds ? ` [${c.ok}/${c.rounds} rounds]` : '';
-      L.push(`| ${sv.label}${partial} | ${fmtRate(r.median)} (${fmtRate(r.min)}–${fmtRate(r.max)})${err} | ${fn(c.mbPerSec, 1)} | ${fx(c.fracC)} | ${fx(c.xNode)} | ${fx(c.xJs)} | ` +
+      const [xc, xn, xj] = paced ? [c.cpuFracC, c.cpuXNode, c.cpuXJs] : [c.fracC, c.xNode, c.xJs];
+      L.push(`| ${sv.label}${partial} | ${fmtRate(r.median)} (${fmtRate(r.min)}–${fmtRate(r.max)})${err}${c.behind ? ' ⚠ behind' : ''} | ${fn(c.mbPerSec, 1)} | ${fx(xc)} | ${fx(xn)} | ${fx(xj)} | ` +
         `${fmtUs(c.latencyUs.p50)} / ${fmtUs(c.latencyUs.p99)} / ${fmtUs(c.latencyUs.p999)} | ${fn(c.serverCpuSecPerMMsgs, 2)}${c.serverUserSecPerMMsgs != null ? ` (${fn(c.serverUserSecPerMMsgs, 2)})` : ''} | ${fn(c.serverCpuPct, 0)} | ${fn(c.rssPeakMiB, 1)}${c.rssIdleMiB != null ? ` (${fn(c.rssIdleMiB, 1)})` : ''} | ` +
         `${fn(c.clientCpuPct.median, 0)}${c.clientBound ? ' ⚠' : ''} | ${fn(c.serverCoreOtherPct, 0)}${c.noisy ? ' ⚠' : ''} |`);
     }
@@ -339,7 +357,8 @@ export function renderMarkdown(results) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SVG: one group of horizontal bars per scenario; bar length = fraction of the C reference.
+// SVG: one group of horizontal bars per scenario; bar length = fraction of the C reference: of its
+// msgs/s, or in a paced scenario (equal load) its CPU per message over the server's.
 
 const COLORS = {
   c: '#555555',
@@ -361,6 +380,10 @@ export function renderSvg(results) {
   for (const sc of results.scenarios)
     for (const sv of results.servers) {
       const c = s[sc.id][sv.id];
+      if (sc.rate != null) {
+        if (c?.cpuFracC != null) maxFrac = Math.max(maxFrac, c.cpuFracC * 1.02);
+        continue;
+      }
       const ref = haveC ? s[sc.id].c?.msgsPerSec.median : null;
       if (ref && c?.msgsPerSec.max != null) maxFrac = Math.max(maxFrac, (c.msgsPerSec.max / ref) * 1.02);
     }
@@ -379,7 +402,8 @@ export function renderSvg(results) {
     const cells = s[sc.id];
     const best = Math.max(...results.servers.map((sv) => cells[sv.id]?.msgsPerSec.median ?? 0));
     const ref = haveC ? cells.c?.msgsPerSec.median : best;
-    o.push(`<text x="16" y="${y + 12}" font-weight="bold" font-size="13">${esc(sc.label)}</text>`);
+    const paced = sc.rate != null;
+    o.push(`<text x="16" y="${y + 12}" font-weight="bold" font-size="13">${esc(sc.label)}${paced ? ` <tspan font-weight="normal" fill="#555">${esc('(equal load; bar: C\'s CPU per message over the server\'s)')}</tspan>` : ''}</text>`);
     y += 18;
     const goal = sc.id === 'c100-64' || sc.id === 'c100-1k' ? 0.95 : 0.9;
     const groupH = rows * rowH;
@@ -392,8 +416,17 @@ export function renderSvg(results) {
       const c = cells[sv.id];
       const m = c?.msgsPerSec.median;
       o.push(`<text x="${labelW}" y="${y + 14}" text-anchor="end">${esc(sv.label)}</text>`);
-      if (m == null || !ref) {
+      if (m == null || !ref || (paced && c.cpuFracC == null)) {
         o.push(`<text x="${barX + 4}" y="${y + 14}" fill="#c00">no result</text>`);
+        y += rowH;
+        continue;
+      }
+      if (paced) {
+        const f = c.cpuFracC;
+        const w = Math.max(1, scale(f));
+        o.push(`<rect x="${barX}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${COLORS[sv.id] ?? '#888'}"><title>${esc(`${sv.label}: ${fn(c.serverCpuSecPerMMsgs, 2)} CPU s per million messages`)}</title></rect>`);
+        const txt = `${f.toFixed(2)}× C (CPU) · ${fn(c.serverCpuSecPerMMsgs, 2)} µs/msg · p99 ${fmtUs(c.latencyUs.p99)} µs${c.behind ? ' ⚠ behind' : ''}`;
+        o.push(`<text x="${barX + w + 6}" y="${y + 14}" fill="#222">${esc(txt)}</text>`);
         y += rowH;
         continue;
       }

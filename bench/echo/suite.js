@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // coloop echo benchmark suite: echo servers driven by one load client in a separate process.
 //
-//   node bench/echo/suite.js              full matrix (~10-15 min on 2 cores)
+//   node bench/echo/suite.js              full matrix (~15 min on 2 cores)
 //   node bench/echo/suite.js --headline   headline subset (~2 min: 3 rounds x 1.7 s = 5.1 s per cell)
 //   node bench/echo/suite.js --smoke      1 round x 1 s x 1 scenario x 2 servers (tests)
 //
@@ -19,7 +19,10 @@
 // Fairness: the server is pinned to core 0 and the client to core 1 (taskset, when it exists);
 // servers are alternated round by round (the order rotates each round); every server gets the same
 // client, warm-up and duration; ratios are taken between medians of the same run. The C server
-// (bench/echo/c/echo_epoll.c, built here with cc -O2) is the physical-limit reference.
+// (bench/echo/c/echo_epoll.c, built here with cc -O2) is the physical-limit reference. As fast as
+// they go, servers near the reference are limited by the client's core as much as by their own
+// (the C client needs about the server's CPU per message): the paced scenario (c100-64-r100k, the
+// C client's --rate) sends every server the same load and compares the CPU each spends on it.
 import { spawn, spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -63,6 +66,9 @@ const SCENARIOS = [
   { id: 'c100-16k', label: '100 conns × 16 KiB', conns: 100, size: 16384, pipeline: 1 },
   { id: 'c10k-64', label: '10,000 conns × 64 B', conns: 10000, size: 64, pipeline: 1 },
   { id: 'c100-64-p8', label: '100 conns × 64 B, 8 in flight', conns: 100, size: 64, pipeline: 8 },
+  // Equal load (the C client's --rate): every server answers the same 100,000 messages a second,
+  // so CPU per message and latency compare at the same throughput, wherever each would saturate.
+  { id: 'c100-64-r100k', label: '100 conns × 64 B at 100k msgs/s', conns: 100, size: 64, pipeline: 1, rate: 100_000 },
 ];
 
 /** `cmd` with `flags` after the node executable, wherever it comes in it (after an `env X=Y`). */
@@ -229,6 +235,7 @@ function runClient(client, port, sc, duration) {
   const cmd = [...client.cmd, 'load', '--host', HOST, '--port', String(port), '--conns', String(sc.conns), '--size', String(sc.size),
     '--duration', String(duration), '--pipeline', String(sc.pipeline), '--json'];
   if (client.kind === 'c') cmd.splice(client.cmd.length, 1); // load_epoll takes no subcommand
+  if (sc.rate) cmd.push('--rate', String(sc.rate)); // the C client's only (main() checks)
   const [file, args] = wrap(cmd, CLIENT_CORE);
   const child = track(spawn(file, args, { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
@@ -426,6 +433,7 @@ async function main() {
   const scenarios = (o.scenarios ? o.scenarios.split(',') : base.scenarios).map((id) => {
     const sc = SCENARIOS.find((s) => s.id === id.trim());
     if (!sc) throw new Error(`unknown scenario ${id} (one of ${SCENARIOS.map((s) => s.id).join(', ')})`);
+    if (sc.rate && client.kind !== 'c') throw new Error(`scenario ${sc.id} paces its messages (--rate), which only the C client does: leave out --client cli or the scenario`);
     return sc;
   });
   if (o.list) {
@@ -498,7 +506,8 @@ async function runCell(def, sc, round, { client, duration, warmup }, prog) {
     rec.serverAnonIdleKiB = idle.anon;
     // Warm-up: the same scenario, but at most WARMUP_CONNS connections (C10k's are opened by the
     // measured run itself; its connect phase is not measured).
-    if (warmup > 0) await runClient(client, srv.port, { ...sc, conns: Math.min(sc.conns, WARMUP_CONNS) }, warmup);
+    // Unpaced: the warm-up is for the JIT, at full speed whatever the scenario's rate.
+    if (warmup > 0) await runClient(client, srv.port, { ...sc, conns: Math.min(sc.conns, WARMUP_CONNS), rate: undefined }, warmup);
     // Server CPU over the measured window only: sample /proc/<pid>/stat every 50 ms while the
     // client runs, then read the samples at [end - duration, end] (the client reports once it
     // stops measuring; its connect phase, and a CLI client's drain, are left out).

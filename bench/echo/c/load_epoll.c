@@ -4,7 +4,7 @@
  * limits a cell (a C client needs a fraction of the CPU per message).
  *
  *   load_epoll --host H --port P --conns N --size B --duration S [--pipeline D] [--json]
- *              [--warmup W] [--hold]
+ *              [--warmup W] [--hold] [--rate R]
  *
  * Each connection keeps D messages of B bytes in flight: a message counts (and its latency is
  * taken) once B echoed bytes are back; then the next is sent. Single-threaded, level-triggered
@@ -13,6 +13,18 @@
  * latencies are the echo's and not the server's accept backlog. Closes
  * gracefully (FIN, like the CLI's client), so a server never sees a reset connection in its accept
  * queue (TIME_WAIT is reused on loopback: net.ipv4.tcp_tw_reuse=2 is the default).
+ *
+ * --rate R: R messages a second in all, on a schedule (message k is due at start + k/R), instead of
+ * each connection sending again as soon as its echo is back: every server then gets the same load,
+ * and server CPU per message and latency compare at equal throughput, whichever server is faster
+ * (as fast as it can go, the C reference is limited by this client's core, not by its own). A due
+ * message goes out on a connection with a free slot (one of its D), the longest-free first, and
+ * the schedule waits for no one: messages that found no free slot go out as soon as echoes free
+ * some. Latency is from when a message went out, as without --rate: what the server took. A
+ * server that cannot keep up shows as msgsPerSec short of R (the suite marks such a cell), not in
+ * latency (wrk2 would time from when a message was due; here that would add this client's own
+ * lateness, up to the kernel's 50 us timer slack, to every server's figures). The JSON then has
+ * "rate": R. The warm-up is paced too; priming and draining are not.
  *
  * For measuring a server over a window of its own (bench/breakdown.js): --warmup W echoes for W
  * seconds, unmeasured, on the same connections before the measured phase; --hold drains what is in
@@ -124,8 +136,8 @@ static void flush_writes(struct conn *c) {
   }
 }
 
-static void send_msgs(struct conn *c, int k) {
-  double t = now_s();
+/* Sends k messages on c now, their latency to be taken from time t. */
+static void send_now(struct conn *c, int k, double t) {
   for (int j = 0; j < k; j++) {
     c->sent[c->tail] = t;
     c->tail = (c->tail + 1) % depth;
@@ -136,12 +148,56 @@ static void send_msgs(struct conn *c, int k) {
   if (was_idle) flush_writes(c);
 }
 
-/* One epoll_wait and its events: writes flushed, echoes counted, and (unless priming) the next
- * messages sent. Returns the number of events, or -1 on a failed wait. */
+/* --rate: free slots (a connection once per slot, oldest first), the schedule's start and how
+ * many of its messages went out. */
+static double rate = 0;
+static struct conn **idle;
+static size_t idle_head, idle_n, idle_cap;
+static double sched_t0, sched_sent;
+
 static int priming = 0;
+
+/* k more messages may go on c: now, or under --rate once they are due (see pace). */
+static void send_msgs(struct conn *c, int k) {
+  if (rate > 0 && !priming) {
+    for (int j = 0; j < k; j++) idle[(idle_head + idle_n++) % idle_cap] = c;
+    return;
+  }
+  send_now(c, k, now_s());
+}
+
+/* --rate: (re)starts the schedule, every free slot forgotten (the callers then free them all). */
+static void schedule_from(double t) {
+  sched_t0 = t;
+  sched_sent = 0;
+  idle_head = idle_n = 0;
+}
+
+/* --rate: sends every message due by now that has a free slot to go on. */
+static void pace(void) {
+  double due = (double)(long long)((now_s() - sched_t0) * rate) + 1; /* message k is due at t0 + k/R */
+  while (sched_sent < due && idle_n > 0) {
+    struct conn *c = idle[idle_head];
+    idle_head = (idle_head + 1) % idle_cap;
+    idle_n--;
+    if (c->state != RUNNING) continue;
+    send_now(c, 1, now_s());
+    sched_sent++;
+  }
+}
+
+/* One epoll_wait and its events: writes flushed, echoes counted, and (unless priming) the next
+ * messages sent (under --rate: their slots freed). Waits at most timeout_s (< 0: no limit).
+ * Returns the number of events, or -1 on a failed wait. */
 static char rbuf[256 * 1024];
-static int run_events(struct epoll_event *evs, int max, int timeout_ms) {
-  int n = epoll_wait(ep, evs, max, timeout_ms);
+static int run_events(struct epoll_event *evs, int max, double timeout_s) {
+  struct timespec ts, *tsp = NULL;
+  if (timeout_s >= 0) {
+    ts.tv_sec = (time_t)timeout_s;
+    ts.tv_nsec = (long)((timeout_s - (double)ts.tv_sec) * 1e9);
+    tsp = &ts;
+  }
+  int n = epoll_pwait2(ep, evs, max, tsp, NULL);
   if (n < 0) return errno == EINTR ? 0 : -1;
   for (int i = 0; i < n; i++) {
     struct conn *c = evs[i].data.ptr;
@@ -185,9 +241,27 @@ static void drain(struct epoll_event *evs, int max, double limit_s) {
     int busy = 0;
     for (int i = 0; i < conns; i++) busy += cs_all[i].state == RUNNING && cs_all[i].in_flight > 0;
     if (busy == 0 || now_s() >= by) break;
-    if (run_events(evs, max, 100) < 0) break;
+    if (run_events(evs, max, 0.1) < 0) break;
   }
   priming = was;
+}
+
+/* Runs events (and under --rate the schedule) until time `until`. */
+static void run_until(struct epoll_event *evs, double until) {
+  for (;;) {
+    double left = until - now_s();
+    if (left <= 0) return;
+    double wait = left;
+    if (rate > 0) {
+      pace();
+      /* A free slot waits for the next message's time; without one, an echo frees one. */
+      if (idle_n > 0) {
+        double next = sched_t0 + sched_sent / rate - now_s();
+        wait = next < 0 ? 0 : next < left ? next : left;
+      }
+    }
+    if (run_events(evs, 1024, wait) < 0) return;
+  }
 }
 
 /* --hold: says `what` on stderr and waits for a line on stdin (or its end). */
@@ -213,8 +287,15 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--json")) { /* always JSON */ }
     else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atof(argv[++i]);
     else if (!strcmp(argv[i], "--hold")) hold_mode = 1;
-    else {
-      fprintf(stderr, "usage: %s --host H --port P --conns N --size B --duration S [--pipeline D] [--json] [--warmup W] [--hold]\n", argv[0]);
+    else if (!strcmp(argv[i], "--rate") && i + 1 < argc) {
+      char *end;
+      rate = strtod(argv[++i], &end);
+      if (*end != '\0' || !(rate >= 1 && rate <= 1e8)) {
+        fprintf(stderr, "load_epoll: --rate takes messages a second, 1 to 1e8, not %s\n", argv[i]);
+        return 2;
+      }
+    } else {
+      fprintf(stderr, "usage: %s --host H --port P --conns N --size B --duration S [--pipeline D] [--json] [--warmup W] [--hold] [--rate R]\n", argv[0]);
       return 2;
     }
   }
@@ -227,6 +308,10 @@ int main(int argc, char **argv) {
   payload = malloc(plen);
   memset(payload, 'x', plen);
   struct conn *cs = calloc((size_t)conns, sizeof *cs);
+  if (rate > 0) {
+    idle_cap = (size_t)conns * (size_t)depth;
+    idle = calloc(idle_cap, sizeof *idle);
+  }
   cs_all = cs;
   ep = epoll_create1(0);
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
@@ -278,14 +363,10 @@ int main(int argc, char **argv) {
   drain(evs, 1024, 20);
   priming = 0;
   if (warmup > 0) {
+    schedule_from(now_s());
     for (int i = 0; i < conns; i++)
       if (cs[i].state == RUNNING) send_msgs(&cs[i], depth - cs[i].in_flight);
-    double warm_until = now_s() + warmup;
-    for (;;) {
-      double left = warm_until - now_s();
-      if (left <= 0) break;
-      if (run_events(evs, 1024, (int)(left * 1000) + 1) < 0) break;
-    }
+    run_until(evs, now_s() + warmup);
     drain(evs, 1024, 20);
   }
   if (hold_mode) hold("ready");
@@ -293,13 +374,10 @@ int main(int argc, char **argv) {
   getrusage(RUSAGE_SELF, &ru0);
   double t0 = now_s(), end = t0 + duration;
   measuring = 1;
+  schedule_from(t0);
   for (int i = 0; i < conns; i++)
     if (cs[i].state == RUNNING) send_msgs(&cs[i], depth - cs[i].in_flight);
-  for (;;) {
-    double left = end - now_s();
-    if (left <= 0) break;
-    if (run_events(evs, 1024, (int)(left * 1000) + 1) < 0) break;
-  }
+  run_until(evs, end);
   double elapsed = now_s() - t0;
   if (hold_mode) {
     /* The echoes of what is in flight are counted: the server made them in the window. */
@@ -318,7 +396,9 @@ int main(int argc, char **argv) {
   print_pct("p50", 0.5, 0);
   print_pct("p99", 0.99, 0);
   print_pct("p999", 0.999, 1);
-  printf("},\"errors\":%ld,\"connectFailures\":%ld,\"clientCpuSec\":%.6f,\"client\":\"c\"}\n", errors, connect_failures, cpu);
+  printf("},\"errors\":%ld,\"connectFailures\":%ld,\"clientCpuSec\":%.6f,\"client\":\"c\"", errors, connect_failures, cpu);
+  if (rate > 0) printf(",\"rate\":%.0f", rate);
+  printf("}\n");
   (void)up;
   return 0;
 }
