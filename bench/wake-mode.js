@@ -26,7 +26,8 @@ const hasTaskset = (() => {
 const pinned = (core, args) => (hasTaskset ? ['taskset', ['-c', String(core), ...args]] : [args[0], args.slice(1)]);
 const here = new URL('./lib/', import.meta.url).pathname;
 
-async function once(mode, conns) {
+/** Runs `use(port, server)` against the raw echo server in `mode`, on core 0; kills it after. */
+async function withServer(mode, use) {
   const [cmd, args] = pinned(0, [process.execPath, `${here}raw-echo-server.mjs`, mode]);
   const server = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
@@ -34,12 +35,18 @@ async function once(mode, conns) {
       server.once('exit', (code) => reject(new Error(`server exited ${code}`)));
       server.stdout.once('data', (d) => resolve(Number(d.toString().trim().split(' ')[1])));
     });
-    const [ccmd, cargs] = pinned(1, [process.execPath, `${here}pingpong-client.mjs`, String(port), String(conns), '64', String(seconds)]);
-    const out = execFileSync(ccmd, cargs, { encoding: 'utf8', timeout: (seconds + 20) * 1000 });
-    return JSON.parse(out).tripsPerSec;
+    return await use(port, server);
   } finally {
     server.kill('SIGKILL');
   }
+}
+
+function once(mode, conns) {
+  return withServer(mode, (port) => {
+    const [ccmd, cargs] = pinned(1, [process.execPath, `${here}pingpong-client.mjs`, String(port), String(conns), '64', String(seconds)]);
+    const out = execFileSync(ccmd, cargs, { encoding: 'utf8', timeout: (seconds + 20) * 1000 });
+    return JSON.parse(out).tripsPerSec;
+  });
 }
 
 /** utime and stime of a process in seconds (/proc/<pid>/stat, in clock ticks of 1/100 s). */
@@ -51,14 +58,8 @@ function cpuSec(pid) {
 const RATE = 100_000;
 
 /** Server CPU per message (µs, and its user-space part) at RATE messages a second. */
-async function atEqualLoad(mode, loadClient) {
-  const [cmd, args] = pinned(0, [process.execPath, `${here}raw-echo-server.mjs`, mode]);
-  const server = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  try {
-    const port = await new Promise((resolve, reject) => {
-      server.once('exit', (code) => reject(new Error(`server exited ${code}`)));
-      server.stdout.once('data', (d) => resolve(Number(d.toString().trim().split(' ')[1])));
-    });
+function atEqualLoad(mode, loadClient) {
+  return withServer(mode, async (port, server) => {
     const [ccmd, cargs] = pinned(1, [loadClient, '--host', '127.0.0.1', '--port', String(port), '--conns', '100', '--size', '64',
       '--duration', String(seconds), '--warmup', '1', '--rate', String(RATE), '--hold']);
     const client = spawn(ccmd, cargs, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -85,9 +86,7 @@ async function atEqualLoad(mode, loadClient) {
     const user = after[0] - before[0];
     const total = user + after[1] - before[1];
     return { usPerMsg: (total / messages) * 1e6, userUsPerMsg: (user / messages) * 1e6, msgsPerSec };
-  } finally {
-    server.kill('SIGKILL');
-  }
+  });
 }
 
 const rows = [];

@@ -1,7 +1,7 @@
 // Smoke test of the echo benchmark suite (bench/echo): the C reference server builds and echoes
 // byte-exactly through backpressure, and the suite's tiny mode produces well-formed JSON, Markdown
 // and SVG. Speed is never asserted here.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -26,6 +26,19 @@ function wellFormedXml(text: string): boolean {
   // nothing that looks like a tag was left unparsed
   const stray = body.replace(/<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>/g, '');
   return stack.length === 0 && !stray.includes('<');
+}
+
+/** The port a C echo server says it listens on ("listening on 127.0.0.1:PORT"). */
+function listeningPort(server: ChildProcess): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let out = '';
+    server.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    server.on('exit', (code) => reject(new Error(`exited ${code}`)));
+  });
 }
 
 // The io_uring references are opt-in in the suite and need liburing (.ci/run installs liburing-dev
@@ -60,15 +73,7 @@ describe.each(references)('C reference echo server %s %j', (name, extra, built) 
   it.skipIf(built === false)('echoes 8 MiB byte-exactly through partial writes, and exits 0 on SIGTERM', async () => {
     const server = spawn(bin, ['--host', '127.0.0.1', '--port', '0', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        let out = '';
-        server.stdout!.on('data', (d) => {
-          out += d;
-          const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-          if (m) resolve(Number(m[1]));
-        });
-        server.on('exit', (code) => reject(new Error(`exited ${code}`)));
-      });
+      const port = await listeningPort(server);
       const size = 8 * 1024 * 1024;
       const data = Buffer.alloc(size);
       for (let i = 0; i < size; i++) data[i] = (i * 7 + (i >> 13)) & 0xff;
@@ -128,15 +133,7 @@ describe('bench/echo/c/load_epoll.c --rate', () => {
   it('sends no more than the rate asks for, and says the rate in its JSON', async () => {
     const server = spawn(echo, ['--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        let out = '';
-        server.stdout!.on('data', (d) => {
-          out += d;
-          const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-          if (m) resolve(Number(m[1]));
-        });
-        server.on('exit', (code) => reject(new Error(`exited ${code}`)));
-      });
+      const port = await listeningPort(server);
       const rate = 2000;
       // Paced warm-up, then the measured second: 20 connections could echo far more than this
       // (unpaced, each sends again as soon as its echo is back).
