@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Where a served echo message's time goes, sampled: `coloop serve` (or `serve --protocol`) driven
-// by the C load client (100 connections x 64 B, or --conns x --size) while `perf record -e cpu-clock` samples the server;
-// JIT code is named through node's --perf-basic-prof map. bench/breakdown.js counts instructions;
+// by the C load client (100 connections x 64 B, or --conns x --size) while `perf record -e
+// cpu-clock` samples the server; JIT code is named through node's --perf-basic-prof map. bench/breakdown.js counts instructions;
 // this weighs them by time, which is not the same: a function that touches memory scattered over
 // the heap costs more than its instructions say (napi_get_reference_value was 45 instructions a
 // call, and yet the fourth user-space function of serve by time), and cheap instructions around
