@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Where a served echo message's time goes, sampled: `coloop serve` (or `serve --protocol`) driven
 // by the C load client (100 connections x 64 B, or --conns x --size) while `perf record -e
-// cpu-clock` samples the server; JIT code is named through node's --perf-basic-prof map. bench/breakdown.js counts instructions;
-// this weighs them by time, which is not the same: a function that touches memory scattered over
-// the heap costs more than its instructions say (napi_get_reference_value was 45 instructions a
-// call, and yet the fourth user-space function of serve by time), and cheap instructions around
-// a system call cost less.
+// cpu-clock` samples the server; JIT code is named through node's --perf-basic-prof map.
+// bench/breakdown.js counts instructions; this weighs them by time, which is not the same: a
+// function that touches memory scattered over the heap costs more than its instructions say
+// (napi_get_reference_value was 45 instructions a call, and yet the fourth user-space function of
+// serve by time), and cheap instructions around a system call cost less.
 //
 //   node bench/profile.js [--modes serve,proto] [--conns 100] [--size 64] [--rate R] [--warmup 4]
 //                         [--seconds 8] [--top 25] [--dist DIR]
