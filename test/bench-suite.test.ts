@@ -157,7 +157,7 @@ describe('bench/echo/c/load_epoll.c --rate', () => {
     }
   });
 
-  it('refuses a rate that is not a number of messages a second from 1 to 1e8, with status 2', () => {
+  it('refuses a rate that is not a number of messages a second above 0 and at most 1e8, with status 2', () => {
     for (const bad of ['0', '-5', '5x', '1e9', 'fast']) {
       const r = spawnSync(load, ['--host', '127.0.0.1', '--port', '1', '--conns', '1', '--size', '1', '--duration', '1', '--rate', bad], { encoding: 'utf8', timeout: 5000 });
       expect(r.status, bad).toBe(2);

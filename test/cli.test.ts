@@ -197,6 +197,22 @@ describe('coloop load', () => {
     expect((await stopServer(server, 'SIGINT')).code).toBe(0);
   }, 40_000);
 
+  it('paces its messages with --rate: no more than the schedule allows, and says the rate', async () => {
+    const server = await startServer(['--backend', 'native']);
+    const rate = 2000;
+    const { exit, report } = await load(server.port, ['--rate', String(rate)]);
+    expect(exit.code).toBe(0);
+    expectClean(report);
+    expect((report as LoadJson & { rate?: number }).rate).toBe(rate);
+    // Message k is due k/rate s after the connections opened: the measured window (its length
+    // rounded to the millisecond) holds at most rate x its length + 1 of them. 20 connections
+    // unpaced echo many times that.
+    expect(report.messages).toBeLessThanOrEqual(Math.ceil(rate * (report.duration + 0.001)) + 1);
+    const unpaced = await load(server.port, ['--conns', '2', '--duration', '0.3', '--warmup', '0']);
+    expect((unpaced.report as LoadJson & { rate?: number }).rate).toBeUndefined();
+    expect((await stopServer(server)).code).toBe(0);
+  }, 40_000);
+
   it('reports connect failures against a closed port and exits non-zero', async () => {
     const port = await closedPort();
     const { exit, report } = await load(port, ['--conns', '3']);
@@ -278,6 +294,8 @@ describe('bad usage exits 2 with a message', () => {
     [['load', '--port', '1', '--conns', '0'], /--conns must be an integer from 1/],
     [['load', '--conns', '10'], /--port is required/],
     [['load', '--port', '1', '--duration', 'soon'], /--duration must be a number/],
+    [['load', '--port', '1', '--rate', '0'], /--rate must be a number greater than 0/],
+    [['load', '--port', '1', '--rate', 'fast'], /--rate must be a number greater than 0/],
     [['load', '--port', '1', '--json', 'extra'], /unexpected argument 'extra'/],
     [['frobnicate'], /unknown command 'frobnicate'/],
     [[], /a command is required/],

@@ -17,7 +17,7 @@ import { Histogram } from './histogram.js';
 import { Progress } from './progress.js';
 
 export const LOAD_USAGE = `usage: coloop load --port P [--host H] [--conns N] [--size B] [--duration S] [--pipeline D]
-                   [--ramp R] [--json] [--backend native|js]
+                   [--ramp R] [--rate M] [--json] [--backend native|js]
 
 Echo load generator. Opens N connections (R per second), idle until all are open; then each
 sends D messages of B bytes at a time, waits for their echo and checks every byte. After W
@@ -32,6 +32,9 @@ reports messages/s, MB/s, round-trip latency percentiles, errors and its own CPU
   --pipeline D   messages written back to back before reading       default 1
   --ramp R       connections opened per second                      default 4000
   --warmup W     seconds of traffic before counting starts (0: none) default 1
+  --rate M       messages a second in all, on a schedule: message k is due k/M s after the
+                 connections are open, and goes out on the first connection free for it
+                 (default: each connection sends again as soon as its echo is back)
   --json         one JSON object on stdout instead of the table
   --backend B    native | js: the coloop backend the client runs on  default native
 
@@ -47,6 +50,7 @@ const OPTIONS: OptionSpec = {
   pipeline: { type: 'string' },
   ramp: { type: 'string' },
   warmup: { type: 'string' },
+  rate: { type: 'string' },
   json: { type: 'boolean' },
   backend: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -64,6 +68,8 @@ export interface LoadConfig {
   ramp: number;
   /** Seconds of traffic, once every connection is open, before counting starts. */
   warmup: number;
+  /** Messages a second in all, paced (see connection()); null: as fast as echoes come back. */
+  rate: number | null;
   json: boolean;
   backend: 'native' | 'js';
 }
@@ -91,6 +97,7 @@ export function parseLoad(argv: string[]): LoadConfig | null {
     pipeline: intOption('load', v, 'pipeline', 1, 65_536, 1),
     ramp: numberOption('load', v, 'ramp', 10_000_000, 4000),
     warmup: nonNegativeOption('load', v, 'warmup', 3600, 1),
+    rate: v.rate === undefined ? null : numberOption('load', v, 'rate', 1e8),
     json: v.json === true,
     backend: choiceOption('load', v, 'backend', ['native', 'js'] as const, 'native'),
   };
@@ -124,6 +131,8 @@ export interface LoadReport {
   /** Why the run ended early, if it did. */
   aborted: 'deadline' | 'interrupted' | null;
   firstError: string | null;
+  /** --rate, when given (as the C client's JSON has it). */
+  rate?: number;
 }
 
 /**
@@ -152,6 +161,9 @@ class LoadState {
   measureStart = Infinity;
   measureEnd = Infinity;
   stopping = false;
+  /** --rate: when the schedule began (the gate opened), and how many messages it has handed out. */
+  schedStart = 0;
+  schedSent = 0;
   /**
    * Settles once every connect has: the connections join it, then start sending. (A task, not a
    * promise: when it settles, all its joiners are queued for one batch.)
@@ -216,9 +228,19 @@ function* connection(s: LoadState, id: number, address: string): Operation<void>
   const stampBytes = Math.min(8, size);
   const hist = s.hist;
   const sentAt = s.sentAt;
+  const rate = s.config.rate;
   let seq = 0;
   try {
     while (!s.stopping) {
+      if (rate !== null) {
+        // Paced: this round's messages take the next places in the schedule (the connection
+        // that has been free longest asked first), and go out when the first of them is due;
+        // one already due goes out at once, so a server that falls behind is not waited for.
+        const wait = s.schedStart + (s.schedSent * 1000) / rate - performance.now();
+        s.schedSent += pipeline;
+        if (wait > 0) yield* sleep(wait);
+        if (s.stopping) break;
+      }
       for (let k = 0, off = 0; k < pipeline; k++, off += size) {
         let x = seq++;
         for (let b = 0; b < stampBytes; b++) {
@@ -293,6 +315,7 @@ function* measure(s: LoadState, address: string, cpu: { start: NodeJS.CpuUsage |
   const connections = yield* spawn(launcher(s, address));
   yield* s.gate;
   s.gateOpen = true;
+  s.schedStart = performance.now();
   if (s.opened > 0) {
     if (warmup > 0) yield* sleep(warmup * 1000);
     s.measureStart = performance.now();
@@ -421,6 +444,7 @@ function finishReport(s: LoadState, cpu: { start: NodeJS.CpuUsage | null; used: 
     clientCpuSec: round(cpu.used, 3),
     aborted,
     firstError: s.firstError,
+    ...(config.rate === null ? {} : { rate: config.rate }),
   };
   if (config.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else process.stdout.write(formatReport(report));
@@ -444,7 +468,7 @@ function formatInt(x: number): string {
 
 export function formatReport(r: LoadReport): string {
   const lines = [
-    `coloop load: ${r.host}:${r.port}, ${r.conns} conns × ${r.size} B, pipeline ${r.pipeline}, ${r.duration.toFixed(2)} s measured (client backend ${r.backend})`,
+    `coloop load: ${r.host}:${r.port}, ${r.conns} conns × ${r.size} B, pipeline ${r.pipeline}${r.rate === undefined ? '' : `, paced at ${formatInt(r.rate)} msg/s`}, ${r.duration.toFixed(2)} s measured (client backend ${r.backend})`,
     `  messages      ${formatInt(r.messages).padStart(12)}   ${formatInt(r.msgsPerSec)} msg/s`,
     `  throughput    ${r.mbPerSec.toFixed(2).padStart(12)}   MB/s of echoed payload`,
     `  latency (µs)  p50 ${formatInt(r.latencyUs.p50)}   p99 ${formatInt(r.latencyUs.p99)}   p99.9 ${formatInt(r.latencyUs.p999)}   max ${formatInt(r.latencyUs.max)}`,

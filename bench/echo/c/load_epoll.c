@@ -14,7 +14,8 @@
  * gracefully (FIN, like the CLI's client), so a server never sees a reset connection in its accept
  * queue (TIME_WAIT is reused on loopback: net.ipv4.tcp_tw_reuse=2 is the default).
  *
- * --rate R: R messages a second in all, on a schedule (message k is due at start + k/R), instead of
+ * --rate R: R messages a second in all, on a schedule (message k is due at start + k/R), as
+ * `coloop load --rate` (which paces whole rounds of D where this paces each message), instead of
  * each connection sending again as soon as its echo is back: every server then gets the same load,
  * and server CPU per message and latency compare at equal throughput, whichever server is faster
  * (as fast as it can go, the C reference is limited by this client's core, not by its own). A due
@@ -290,8 +291,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--rate") && i + 1 < argc) {
       char *end;
       rate = strtod(argv[++i], &end);
-      if (*end != '\0' || !(rate >= 1 && rate <= 1e8)) {
-        fprintf(stderr, "load_epoll: --rate takes messages a second, 1 to 1e8, not %s\n", argv[i]);
+      if (end == argv[i] || *end != '\0' || !(rate > 0 && rate <= 1e8)) {
+        fprintf(stderr, "load_epoll: --rate takes messages a second, more than 0 and at most 1e8, not %s\n", argv[i]);
         return 2;
       }
     } else {
