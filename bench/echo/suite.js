@@ -231,9 +231,9 @@ function stopServer(child) {
 }
 
 /** Runs the load client once; resolves with its JSON. Killed if it overruns. */
-function runClient(client, port, sc, duration) {
+function runClient(client, port, sc, duration, warmup) {
   const cmd = [...client.cmd, 'load', '--host', HOST, '--port', String(port), '--conns', String(sc.conns), '--size', String(sc.size),
-    '--duration', String(duration), '--pipeline', String(sc.pipeline), '--json'];
+    '--duration', String(duration), '--warmup', String(warmup), '--pipeline', String(sc.pipeline), '--json'];
   if (client.kind === 'c') cmd.splice(client.cmd.length, 1); // load_epoll takes no subcommand
   if (sc.rate) cmd.push('--rate', String(sc.rate)); // both clients pace with --rate
   const [file, args] = wrap(cmd, CLIENT_CORE);
@@ -244,7 +244,7 @@ function runClient(client, port, sc, duration) {
   child.stderr.on('data', (d) => {
     if (err.length < 4096) err += d;
   });
-  const limit = (duration + 40) * 1000;
+  const limit = (duration + warmup + 40) * 1000;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       killChild(child);
@@ -503,10 +503,14 @@ async function runCell(def, sc, round, { client, duration, warmup }, prog) {
     const idle = procMemKiB(srv.child.pid);
     rec.serverRssIdleKiB = idle.rss;
     rec.serverAnonIdleKiB = idle.anon;
-    // Warm-up: the same scenario, but at most WARMUP_CONNS connections (C10k's are opened by the
-    // measured run itself; its connect phase is not measured).
-    // Unpaced: the warm-up is for the JIT, at full speed whatever the scenario's rate.
-    if (warmup > 0) await runClient(client, srv.port, { ...sc, conns: Math.min(sc.conns, WARMUP_CONNS), rate: undefined }, warmup);
+    // The warm-up is the client's own (--warmup), on the connections it then measures: once they
+    // are open and have echoed for `warmup` seconds, the window starts. A warm-up of its own
+    // connections before them (as until 2026-11-30) left the new connections' first moments in
+    // the window: coloop's JIT-compiled dispatch, specialised on the warm-up's steady state, was
+    // deoptimized by the new arrivals (node --trace-deopt: Loop.collect "wrong map" at the
+    // listener's first event, Loop.tick "insufficient type feedback" at its first multi-batch
+    // turn) and ran slower until recompiled: p99.9 of serve 2.8-4.6 ms against C's 1.3-1.4 ms at
+    // 100 x 64 B, where the same server showed C's with the warm-up on the measured connections.
     // Server CPU over the measured window only: sample /proc/<pid>/stat every 50 ms while the
     // client runs, then read the samples at [end - duration, end] (the client reports once it
     // stops measuring; its connect phase, and a CLI client's drain, are left out).
@@ -526,7 +530,7 @@ async function runCell(def, sc, round, { client, duration, warmup }, prog) {
     const timer = setInterval(sample, 50);
     let res;
     try {
-      res = await runClient(client, srv.port, sc, duration);
+      res = await runClient(client, srv.port, sc, duration, warmup);
     } finally {
       clearInterval(timer);
     }
@@ -563,7 +567,6 @@ async function runCell(def, sc, round, { client, duration, warmup }, prog) {
   return rec;
 }
 
-const WARMUP_CONNS = 1000;
 
 /**
  * CPU seconds between `end - measured` and `end`, interpolated between samples; end: the last
