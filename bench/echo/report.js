@@ -283,7 +283,7 @@ export function renderMarkdown(results) {
   L.push(`${results.date} · ${m.cpus} × ${m.model} · Linux ${m.kernel} · Node ${m.node} · load avg at end ${m.loadavg.map((x) => x.toFixed(2)).join(' ')}`);
   L.push('');
   L.push(`Client: ${results.client.label}, pinned to core ${m.clientCore}; servers pinned to core ${m.serverCore}${m.taskset ? ' (taskset)' : ' — NOT pinned (no taskset)'}. ` +
-    `${results.config.rounds} round(s), server order rotated each round; ${results.config.warmup} s warm-up + ${results.config.duration} s measured per round. Wall time ${Math.round(results.wallSec)} s.`);
+    `${results.config.rounds} round(s), server order rotated each round; ${results.config.warmup} s warm-up on connections of its own, then ${results.config.warmup} s on the measured connections, + ${results.config.duration} s measured per round. Wall time ${Math.round(results.wallSec)} s.`);
   L.push('');
   const gs = Object.keys(s.goals[0]?.measured ?? {});
   if (gs.length) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // coloop echo benchmark suite: echo servers driven by one load client in a separate process.
 //
-//   node bench/echo/suite.js              full matrix (~15 min on 2 cores)
-//   node bench/echo/suite.js --headline   headline subset (~2 min: 3 rounds x 1.7 s = 5.1 s per cell)
+//   node bench/echo/suite.js              full matrix (~17 min on 2 cores)
+//   node bench/echo/suite.js --headline   headline subset (~2.3 min: 3 rounds x 1.7 s = 5.1 s per cell)
 //   node bench/echo/suite.js --smoke      1 round x 1 s x 1 scenario x 2 servers (tests)
 //
 // Options: --rounds N  --duration S (per round)  --warmup S  --servers a,b  --scenarios a,b
@@ -443,7 +443,7 @@ async function main() {
 
   const prog = progress(!o['no-progress']);
   for (const n of notes) prog.note(`bench: ${n}`);
-  prog.note(`bench: ${mode}: ${servers.length} servers × ${scenarios.length} scenarios × ${rounds} rounds, ${warmup} s warm-up + ${duration} s each; client: ${client.label}; pinning: ${hasTaskset ? `server core ${SERVER_CORE}, client core ${CLIENT_CORE}` : 'none'}`);
+  prog.note(`bench: ${mode}: ${servers.length} servers × ${scenarios.length} scenarios × ${rounds} rounds, 2 × ${warmup} s warm-up + ${duration} s each; client: ${client.label}; pinning: ${hasTaskset ? `server core ${SERVER_CORE}, client core ${CLIENT_CORE}` : 'none'}`);
 
   const runs = [];
   const total = servers.length * scenarios.length * rounds;
@@ -492,6 +492,8 @@ async function main() {
   process.stdout.write(`Results: ${rel(jsonName)}, ${rel('latest.md')}, ${rel('latest.svg')}\n`);
 }
 
+const WARMUP_CONNS = 1000;
+
 async function runCell(def, sc, round, { client, duration, warmup }, prog) {
   const rec = { server: def.id, scenario: sc.id, round };
   let srv;
@@ -503,14 +505,17 @@ async function runCell(def, sc, round, { client, duration, warmup }, prog) {
     const idle = procMemKiB(srv.child.pid);
     rec.serverRssIdleKiB = idle.rss;
     rec.serverAnonIdleKiB = idle.anon;
-    // The warm-up is the client's own (--warmup), on the connections it then measures: once they
-    // are open and have echoed for `warmup` seconds, the window starts. A warm-up of its own
-    // connections before them (as until 2026-11-30) left the new connections' first moments in
-    // the window: coloop's JIT-compiled dispatch, specialised on the warm-up's steady state, was
-    // deoptimized by the new arrivals (node --trace-deopt: Loop.collect "wrong map" at the
-    // listener's first event, Loop.tick "insufficient type feedback" at its first multi-batch
-    // turn) and ran slower until recompiled: p99.9 of serve 2.8-4.6 ms against C's 1.3-1.4 ms at
-    // 100 x 64 B, where the same server showed C's with the warm-up on the measured connections.
+    // Two warm-ups. First a client of its own, the same scenario on at most WARMUP_CONNS
+    // connections, unpaced: the server's first connections (a fresh Python asyncio server served
+    // the first 100 at 2 ms a round trip, 46k msgs/s, and every later 100 at 196k) and coloop's
+    // JIT warm-up (C10k's are opened by the measured run itself; its connect phase is not
+    // measured). Then the measured client's own (--warmup), on the connections it measures: with
+    // the first alone, the new connections' first moments fell in the window, when coloop's
+    // JIT-compiled dispatch, specialised on the first warm-up's steady state, was deoptimized by
+    // the new arrivals (node --trace-deopt: Loop.collect "wrong map" at the listener's first
+    // event, Loop.tick "insufficient type feedback" at its first multi-batch turn) and ran slower
+    // until recompiled: p99.9 of serve 2.8-3.2 ms against C's 1.4 at 100 x 64 B.
+    if (warmup > 0) await runClient(client, srv.port, { ...sc, conns: Math.min(sc.conns, WARMUP_CONNS), rate: undefined }, warmup, 0);
     // Server CPU over the measured window only: sample /proc/<pid>/stat every 50 ms while the
     // client runs, then read the samples at [end - duration, end] (the client reports once it
     // stops measuring; its connect phase, and a CLI client's drain, are left out).
