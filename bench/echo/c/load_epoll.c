@@ -12,7 +12,9 @@
  * measuring, one unmeasured round trip per connection (at most 20 s), so that the measured
  * latencies are the echo's and not the server's accept backlog. Closes
  * gracefully (FIN, like the CLI's client), so a server never sees a reset connection in its accept
- * queue (TIME_WAIT is reused on loopback: net.ipv4.tcp_tw_reuse=2 is the default).
+ * queue (TIME_WAIT is reused on loopback: net.ipv4.tcp_tw_reuse=2 is the default); after the
+ * window it reads the echoes still in flight first (uncounted, at most 2 s), since closing with
+ * bytes unread sends a reset, which servers meet as ECONNRESET (coloop serve logs them).
  *
  * --rate R: R messages a second in all, on a schedule (message k is due at start + k/R), as
  * `coloop load --rate` (which paces whole rounds of D where this paces each message), instead of
@@ -390,6 +392,9 @@ int main(int argc, char **argv) {
   getrusage(RUSAGE_SELF, &ru1);
   double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
                (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) + (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+  /* The echoes still in flight are read before closing (uncounted, bounded): a socket closed with
+   * unread bytes sends a reset, and every server would log the end of a run as connection errors. */
+  if (!hold_mode) drain(evs, 1024, 2);
   for (int i = 0; i < conns; i++) kill_conn(&cs[i], 0);
   printf("{\"conns\":%d,\"size\":%zu,\"pipeline\":%d,\"duration\":%.6f,\"messages\":%.0f,\"bytes\":%.0f,"
          "\"msgsPerSec\":%.3f,\"mbPerSec\":%.6f,\"latencyUs\":{",
