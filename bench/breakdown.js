@@ -8,7 +8,14 @@
 // through node's --perf-basic-prof map. bench/instructions.js gives the totals; this says where
 // they go (a call into the addon, the poll, the JS functions, V8's builtins).
 //
-//   node bench/breakdown.js [--modes serve,proto] [--size 64] [--warmup 20] [--seconds 9] [--top 30]
+//   node bench/breakdown.js [--modes serve,proto] [--size 64] [--rate R] [--warmup 20] [--seconds 9]
+//                           [--top 30]
+//
+// --rate R: the client sends R messages a second in all (load_epoll --rate), so that the server
+// wakes for a few messages at a time, as below saturation, and what each wake costs (Node's loop
+// turn, the callback into JS, the poll) shows per message; JsPoller::Wake's calls per message are
+// then the wakes per message. Under callgrind the server runs ~50x slower than natively: a rate
+// of a few thousand is what 100,000 a second is to the server outside it.
 //
 // Prints per message: instructions by part of the process, the top functions by their own
 // instructions, and, for the addon's entry points and Node-API's, calls per message and
@@ -28,6 +35,8 @@ const warmup = Number(option('--warmup', '20'));
 const seconds = Number(option('--seconds', '9'));
 const top = Number(option('--top', '30'));
 const size = Number(option('--size', '64'));
+const rate = option('--rate');
+if (rate !== undefined && !(Number(rate) > 0 && Number(rate) <= 1e6)) throw new RangeError(`--rate takes messages a second above 0 and at most 1e6, not ${rate}`);
 if (!Number.isInteger(size) || size < 1 || size > 1 << 20) throw new RangeError(`--size takes 1 to 1048576 bytes, not ${option('--size')}`);
 if (!(warmup >= 1 && warmup <= 120) || !(seconds >= 1 && seconds <= 120)) throw new RangeError('--warmup and --seconds take 1 to 120');
 requireTools('breakdown.js', ['valgrind', 'callgrind_control'], 'valgrind');
@@ -69,7 +78,7 @@ async function measure(mode, dir) {
     // into it). The client holds before and after its measured phase (--hold) for the counter
     // to be zeroed and dumped exactly around the messages it counts.
     const [lcmd, largv] = pinned(1, [loadClient, '--host', '127.0.0.1', '--port', String(port), '--conns', '100', '--size', String(size),
-      '--warmup', String(warmup), '--duration', String(seconds), '--hold', '--json']);
+      '--warmup', String(warmup), '--duration', String(seconds), '--hold', '--json', ...(rate === undefined ? [] : ['--rate', rate])]);
     const load = spawn(lcmd, largv, { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     load.stdout.on('data', (d) => (out += d));
@@ -174,7 +183,7 @@ function group(ob, fn) {
   return 'node, libuv';
 }
 
-const ENTRY_POINTS = /FastRead|FastWrite|FastReadBuffer|FastWriteBuffer|JsPoller::Wait|^Builtins_CallApiCallback$|FunctionCallbackWrapper::Invoke|^napi_get_typedarray_info$|^napi_get_arraybuffer_info$|^napi_get_cb_info$|^napi_get_value_double$|^napi_create_double$|^napi_get_reference_value$|^napi_unwrap$/;
+const ENTRY_POINTS = /JsPoller::Wake|FastRead|FastWrite|FastReadBuffer|FastWriteBuffer|JsPoller::Wait|^Builtins_CallApiCallback$|FunctionCallbackWrapper::Invoke|^napi_get_typedarray_info$|^napi_get_arraybuffer_info$|^napi_get_cb_info$|^napi_get_value_double$|^napi_create_double$|^napi_get_reference_value$|^napi_unwrap$/;
 
 for (const mode of modes) {
   const dir = mkdtempSync(path.join(tmpdir(), 'coloop-breakdown-'));
@@ -190,7 +199,7 @@ for (const mode of modes) {
     const { self, called } = parse(costs);
     const total = [...self.values()].reduce((a, b) => a + b, 0);
     const per = (x) => (x / messages).toFixed(1).padStart(8);
-    console.log(`\n${mode === 'proto' ? 'serve --protocol' : 'serve'}: ${Math.round(total / messages).toLocaleString('en')} instructions per message (${size} B messages, ${messages.toLocaleString('en')} messages in a ${seconds} s window after ${warmup} s of warm-up)`);
+    console.log(`\n${mode === 'proto' ? 'serve --protocol' : 'serve'}: ${Math.round(total / messages).toLocaleString('en')} instructions per message (${size} B messages${rate === undefined ? '' : ` at ${rate} a second`}, ${messages.toLocaleString('en')} messages in a ${seconds} s window after ${warmup} s of warm-up)`);
     const groups = new Map();
     const byFn = new Map();
     for (const [key, v] of self) {

@@ -91,6 +91,36 @@ describe.each(addonFiles)('Poller lifetime (%s)', (_name, addonFile) => {
     expect(Number(child.stdout)).toBeLessThanOrEqual(10);
   });
 
+  it("a poller's wait function kept after the poller is collected throws ERR_POLLER_CLOSED", () => {
+    // wait is a function bound to its poller (no napi_unwrap per call): it must never reach a
+    // poller that is gone. Collection is checked through a WeakRef, so the test cannot pass vacuously.
+    const child = runChild(
+      addonFile,
+      `
+      let p = new n.Poller(() => {});
+      const wait = p.wait;
+      const gone = new WeakRef(p);
+      if (wait(0) !== 0 || wait.call(undefined, 0) !== 0) throw new Error('wait did not work on its own');
+      p = null;
+      (async () => {
+        // A deref() keeps its target alive to the end of the job: never in the same job as gc().
+        const tick = () => new Promise((resolve) => setImmediate(resolve));
+        for (let i = 0; i < 20; i++) {
+          await tick();
+          globalThis.gc();
+          await tick();
+          if (gone.deref() === undefined) break;
+        }
+        let code = 'no error';
+        try { wait(0); } catch (error) { code = error.code; }
+        process.stdout.write((gone.deref() === undefined ? 'collected ' : 'alive ') + code);
+      })();
+      `,
+      ['--expose-gc'],
+    );
+    expect(child).toMatchObject({ status: 0, signal: null, stdout: 'collected ERR_POLLER_CLOSED' });
+  });
+
   it('reports an exception thrown by onWake as an uncaught exception', () => {
     const child = runChild(
       addonFile,
