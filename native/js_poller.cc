@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cmath>
 #include <vector>
 
@@ -52,6 +53,82 @@ constexpr int32_t kMaxReadAheadBudget = 64 * 1024 * 1024;
 // uv_hrtime is CLOCK_MONOTONIC on Linux, and on every platform the clock libuv's loop time is read
 // from (on Linux through CLOCK_MONOTONIC_COARSE, so loop time may trail it by a tick).
 double NowMs() { return static_cast<double>(uv_hrtime()) / 1e6; }
+
+// Int32 slots the addon writes through a cached pointer and JS reads through an Int32Array (the
+// poller's events, timers and read-ahead arrays). The memory is the addon's, under an external
+// ArrayBuffer, and lives until both the poller has let go of it and the ArrayBuffer's finalizer
+// has run: nothing JS does to the ArrayBuffer can take the memory from under the pointer (Node
+// marks external buffers untransferable, so structuredClone and postMessage copy them; a detach by
+// other means leaves the memory ours), and wait() need not check before every write. Over V8's own
+// memory that check was four reference lookups and four detach tests a call, ~450 user-space
+// instructions of the ~6,300 a wake costs (bench/breakdown.js --rate). Where the runtime refuses
+// external buffers, the slots are V8's memory as before, and the poller checks them (see
+// CheckArraysAttached).
+class OwnedSlots {
+ public:
+  OwnedSlots() = default;
+  OwnedSlots(const OwnedSlots&) = delete;
+  OwnedSlots& operator=(const OwnedSlots&) = delete;
+  ~OwnedSlots() { Release(); }
+
+  // `count` zeroed slots, and the ArrayBuffer over them in *buffer. Lets go of earlier slots.
+  int32_t* Make(Napi::Env env, size_t count, Napi::ArrayBuffer* buffer) {
+    Release();
+    size_t bytes = count * sizeof(int32_t);
+    // COLOOP_POLLER_V8_ARRAYS=1 takes the path of a runtime that refuses external buffers (tests).
+    static const bool v8_memory_only = [] {
+      const char* value = std::getenv("COLOOP_POLLER_V8_ARRAYS");
+      return value != nullptr && value[0] == '1';
+    }();
+    auto* block = v8_memory_only ? nullptr : static_cast<Block*>(std::calloc(1, sizeof(Block) + bytes));
+    if (block != nullptr) {
+      block->holders = 1;
+      void* data = block + 1;
+      napi_value created = nullptr;
+      if (napi_create_external_arraybuffer(env, data, bytes, Finalize, block, &created) == napi_ok) {
+        block->holders = 2;
+        block_ = block;
+        *buffer = Napi::ArrayBuffer(env, created);
+        return static_cast<int32_t*>(data);
+      }
+      std::free(block);
+      // A refusal leaves no exception pending, but clear one to be sure.
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env, &ignored);
+    }
+    *buffer = Napi::ArrayBuffer::New(env, bytes);
+    auto* data = static_cast<int32_t*>(buffer->Data());
+    std::fill(data, data + count, 0);
+    return data;
+  }
+
+  // Whether the slots are the addon's memory (else V8's, which a detach can take away).
+  bool owned() const { return block_ != nullptr; }
+
+  // Takes over `other`'s slots (other is left with none); lets go of this one's.
+  void TakeFrom(OwnedSlots& other) {
+    Release();
+    block_ = other.block_;
+    other.block_ = nullptr;
+  }
+
+  void Release() {
+    if (block_ != nullptr) Drop(block_);
+    block_ = nullptr;
+  }
+
+ private:
+  struct alignas(16) Block {
+    int holders;  // the poller and the ArrayBuffer; the slots follow
+  };
+  static void Drop(Block* block) {
+    if (--block->holders == 0) std::free(block);
+  }
+  // Runs on the JS thread (Node-API), as does everything else here: no atomics needed.
+  static void Finalize(napi_env, void*, void* hint) { Drop(static_cast<Block*>(hint)); }
+
+  Block* block_ = nullptr;
+};
 
 class JsPoller : public Napi::ObjectWrap<JsPoller> {
  public:
@@ -125,6 +202,8 @@ class JsPoller : public Napi::ObjectWrap<JsPoller> {
   Napi::AsyncContext async_context_;
   Napi::Reference<Napi::ArrayBuffer> events_buffer_;
   Napi::Reference<Napi::ArrayBuffer> timers_buffer_;
+  OwnedSlots events_slots_;
+  OwnedSlots timer_slots_;
   int32_t* events_ = nullptr;
   int32_t* timer_ids_ = nullptr;
   LoopHandles* handles_ = nullptr;  // null once closed
@@ -158,6 +237,8 @@ class JsPoller : public Napi::ObjectWrap<JsPoller> {
   };
   Napi::Reference<Napi::ArrayBuffer> wants_buffer_;
   Napi::Reference<Napi::ArrayBuffer> results_buffer_;
+  OwnedSlots wants_slots_;
+  OwnedSlots results_slots_;
   int32_t* wants_ = nullptr;
   size_t want_tokens_ = 0;
   int32_t* results_ = nullptr;
@@ -183,14 +264,14 @@ JsPoller::JsPoller(const Napi::CallbackInfo& info)
   Napi::Env env = info.Env();
   on_wake_ = Napi::Persistent(info[0].As<Napi::Function>());
 
-  // Typed arrays over V8-owned memory, created once; wait() writes through cached pointers.
+  // Typed arrays created once; wait() writes through cached pointers (see OwnedSlots).
   size_t event_slots = static_cast<size_t>(poller_.capacity()) * 2;
-  Napi::ArrayBuffer events_buffer = Napi::ArrayBuffer::New(env, event_slots * sizeof(int32_t));
-  Napi::ArrayBuffer timers_buffer = Napi::ArrayBuffer::New(env, kTimerSlots * sizeof(int32_t));
+  Napi::ArrayBuffer events_buffer;
+  Napi::ArrayBuffer timers_buffer;
+  events_ = events_slots_.Make(env, event_slots, &events_buffer);
+  timer_ids_ = timer_slots_.Make(env, kTimerSlots, &timers_buffer);
   events_buffer_ = Napi::Persistent(events_buffer);
   timers_buffer_ = Napi::Persistent(timers_buffer);
-  events_ = static_cast<int32_t*>(events_buffer.Data());
-  timer_ids_ = static_cast<int32_t*>(timers_buffer.Data());
   info.This().As<Napi::Object>().DefineProperties({
       Napi::PropertyDescriptor::Value(
           "events", Napi::Int32Array::New(env, event_slots, events_buffer, 0), napi_enumerable),
@@ -314,13 +395,16 @@ void JsPoller::CheckOpen(Napi::Env env) const {
   if (handles_ == nullptr) throw CodeError(env, "ERR_POLLER_CLOSED", "The poller is closed");
 }
 
-// Transferring an ArrayBuffer (structuredClone, postMessage) detaches it and frees or moves its
-// memory; writing through the cached pointer afterwards would corrupt the heap.
+// Transferring an ArrayBuffer over V8's own memory (structuredClone, postMessage) detaches it and
+// frees or moves its memory; writing through the cached pointer afterwards would corrupt the heap.
+// Slots that are the addon's own memory (OwnedSlots) cannot be taken, and are not checked.
 void JsPoller::CheckArraysAttached(Napi::Env env) {
-  if (events_buffer_.Value().IsDetached() || timers_buffer_.Value().IsDetached()) {
+  if ((!events_slots_.owned() && events_buffer_.Value().IsDetached()) ||
+      (!timer_slots_.owned() && timers_buffer_.Value().IsDetached())) {
     throw CodeError(env, "ERR_INVALID_STATE", "The poller's events or timers array was detached");
   }
-  if (wants_ != nullptr && (wants_buffer_.Value().IsDetached() || results_buffer_.Value().IsDetached())) {
+  if (wants_ != nullptr && ((!wants_slots_.owned() && wants_buffer_.Value().IsDetached()) ||
+                            (!results_slots_.owned() && results_buffer_.Value().IsDetached()))) {
     throw CodeError(env, "ERR_INVALID_STATE", "The poller's read-ahead arrays were detached");
   }
 }
@@ -587,17 +671,19 @@ Napi::Value JsPoller::EnableReadAhead(const Napi::CallbackInfo& info) {
   CheckArraysAttached(env);
   if (results_ == nullptr) {
     size_t result_slots = static_cast<size_t>(poller_.capacity()) * 2;
-    Napi::ArrayBuffer results = Napi::ArrayBuffer::New(env, result_slots * sizeof(int32_t));
+    Napi::ArrayBuffer results;
+    results_ = results_slots_.Make(env, result_slots, &results);
     results_buffer_ = Napi::Persistent(results);
-    results_ = static_cast<int32_t*>(results.Data());
   }
   if (wants_ == nullptr || want_tokens_ < static_cast<size_t>(tokens)) {
     size_t count = std::max<size_t>(static_cast<size_t>(tokens), want_tokens_ * 2);
     count = std::min<size_t>(std::max<size_t>(count, 1024), kMaxTokens);
-    Napi::ArrayBuffer grown = Napi::ArrayBuffer::New(env, count * 2 * sizeof(int32_t));
-    auto* slots = static_cast<int32_t*>(grown.Data());
-    std::fill(slots, slots + count * 2, 0);
+    Napi::ArrayBuffer grown;
+    OwnedSlots grown_slots;
+    int32_t* slots = grown_slots.Make(env, count * 2, &grown);
     if (wants_ != nullptr) std::copy(wants_, wants_ + want_tokens_ * 2, slots);
+    // The old array stays with whoever still holds it in JS; the poller writes only the new one.
+    wants_slots_.TakeFrom(grown_slots);
     wants_buffer_ = Napi::Persistent(grown);
     wants_ = slots;
     want_tokens_ = count;

@@ -121,6 +121,32 @@ describe.each(addonFiles)('Poller lifetime (%s)', (_name, addonFile) => {
     expect(child).toMatchObject({ status: 0, signal: null, stdout: 'collected ERR_POLLER_CLOSED' });
   });
 
+  it('over V8-owned arrays (a runtime that refuses external buffers), refuses to write into a transferred one', () => {
+    // Those can be detached, their memory freed or moved: wait() and enableReadAhead() check first.
+    const child = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `
+        const n = require(${JSON.stringify(addonFile)});
+        const out = [];
+        for (const pick of [(p) => p.events, (p) => p.timers, (p) => p.enableReadAhead(4).wants, (p) => p.enableReadAhead(4).results]) {
+          const p = new n.Poller(() => {});
+          const array = pick(p);
+          structuredClone(array.buffer, { transfer: [array.buffer] });
+          const detached = array.buffer.byteLength === 0;
+          try { p.wait(0); out.push(detached + ' no error'); } catch (error) { out.push(detached + ' ' + error.code); }
+          p.close();
+        }
+        process.stdout.write(out.join(','));
+        `,
+      ],
+      { encoding: 'utf8', timeout: 15_000, env: { ...process.env, COLOOP_POLLER_V8_ARRAYS: '1' } },
+    );
+    expect(child.stderr).toBe('');
+    expect(child.stdout).toBe(Array(4).fill('true ERR_INVALID_STATE').join(','));
+  });
+
   it('reports an exception thrown by onWake as an uncaught exception', () => {
     const child = runChild(
       addonFile,
