@@ -479,7 +479,8 @@ Napi::Value JsPoller::Wait(const Napi::CallbackInfo& info) {
   CheckOpen(env);
   CheckArraysAttached(env);
 
-  if (!timers_.empty()) {
+  // A zero timeout (the loop's every poll) cannot be shortened: no clock read for it.
+  if (timeout != 0 && !timers_.empty()) {
     double until = std::max(0.0, timers_.earliest() - NowMs());
     if (timeout < 0 || until < timeout) timeout = until;
   }
@@ -490,8 +491,9 @@ Napi::Value JsPoller::Wait(const Napi::CallbackInfo& info) {
     if (n == -EINTR) n = 0;
     if (n > 0 && wants_ != nullptr) ReadAhead(n);
   }
-  // Collected after the kernel wait, so a wait that ended at a deadline reports that timer.
-  timer_ids_[0] = static_cast<int32_t>(timers_.expire(NowMs(), timer_ids_ + 1, kTimerSlots - 1));
+  // Collected after the kernel wait, so a wait that ended at a deadline reports that timer. With
+  // none pending, no clock read.
+  timer_ids_[0] = timers_.empty() ? 0 : static_cast<int32_t>(timers_.expire(NowMs(), timer_ids_ + 1, kTimerSlots - 1));
   ArmTimer();
   UpdateKeepAlive();
   return Napi::Number::New(env, n);

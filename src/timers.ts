@@ -178,6 +178,11 @@ export class BackendTimers {
     this.expired[0] = this.heap.size === 0 ? 0 : this.heap.expire(now, this.expired, 1);
   }
 
+  /** Whether a timer is pending (else `collect` has nothing to look at, whatever the time). */
+  get pending(): boolean {
+    return this.heap.size > 0;
+  }
+
   /** The earliest deadline, or -1 when none is pending. */
   earliest(): number {
     return this.heap.peek();
